@@ -1,0 +1,54 @@
+# Harvey — every install, run and check step lives here. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HARVEY := $(VENV)/bin/harvey
+SHARED ?= ../shared
+TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: help install demo test lint format serve bench eval clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*## "}; {printf "  %-20s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --disable-pip-version-check pip==26.3
+	$(PIP) install -q -r requirements.lock
+	$(PIP) install -q --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed ## Create .venv with every dependency pinned (requirements.lock)
+
+demo: install ## Ingest the demo corpus, draft a petição and a parecer, record feedback, run maintenance
+	$(HARVEY) demo
+
+test: install tools ## Run the whole test suite against the local PostgreSQL and Redis
+	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
+		$(PY) -m pytest -q
+
+lint: install ## ruff (lint + format check) and mypy
+	$(VENV)/bin/ruff check shared functions tests
+	$(VENV)/bin/ruff format --check shared functions tests
+	$(VENV)/bin/mypy shared/harvey --ignore-missing-imports
+
+format: install ## Apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff check --fix shared functions tests
+	$(VENV)/bin/ruff format shared functions tests
+
+bench: install ## Benchmarks → bench/results.md (medians of repeated runs, side by side)
+	$(PY) bench/run.py --out bench/results.md
+
+eval: install ## Quality on ../shared/eval → bench/eval.md (retrieval, faithfulness, PII)
+	$(PY) bench/eval.py --shared $(SHARED)/eval --out bench/eval.md
+
+clean: ## Remove the embedded stores under .harvey/ (keeps .venv)
+	rm -rf .harvey
+
+include mk/ops.mk

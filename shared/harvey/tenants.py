@@ -1,0 +1,124 @@
+"""Tenants, their API keys and per-tenant feature flags.
+
+API keys are random 256-bit secrets shown once; only their SHA-256 is stored (a
+slow hash buys nothing for keys with that much entropy, and lookups stay O(1)).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from harvey import db
+
+KEY_PREFIX = "hv_"
+
+
+class TenantExists(Exception):
+    pass
+
+
+class UnknownTenant(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+    logs_only: bool = False
+    force_fallback: bool = False
+
+    @property
+    def flags(self) -> dict[str, bool]:
+        return {"logs_only": self.logs_only, "force_fallback": self.force_fallback}
+
+
+def hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+def _new_key(tenant_id: str) -> str:
+    api_key = KEY_PREFIX + secrets.token_urlsafe(32)
+    db.query(
+        "INSERT INTO api_keys (id, tenant_id, key_hash, key_prefix) VALUES (:id, :tenant, :hash, :prefix)",
+        id=str(uuid.uuid4()),
+        tenant=tenant_id,
+        hash=hash_key(api_key),
+        prefix=api_key[:10],
+    )
+    return api_key
+
+
+def _from_row(row: dict) -> Tenant:
+    return Tenant(str(row["id"]), row["name"], row["logs_only"], row["force_fallback"])
+
+
+def create(name: str) -> tuple[Tenant, str]:
+    """Create a tenant and its first API key; the key is returned once and never stored."""
+    name = name.strip()
+    if not name:
+        raise ValueError("tenant name must not be empty")
+    tenant_id = str(uuid.uuid4())
+    with db.transaction():
+        row = db.one(
+            "INSERT INTO tenants (id, name) VALUES (:id, :name) ON CONFLICT (name) DO NOTHING RETURNING *",
+            id=tenant_id,
+            name=name,
+        )
+        if row is None:
+            raise TenantExists(f"tenant {name!r} already exists")
+        api_key = _new_key(tenant_id)
+    return _from_row(row), api_key
+
+
+def rotate_key(name: str) -> str:
+    """Revoke every key of the tenant and issue a new one."""
+    tenant = by_name(name)
+    with db.transaction():
+        db.query(
+            "UPDATE api_keys SET revoked_at = now() WHERE tenant_id = :tenant AND revoked_at IS NULL",
+            tenant=tenant.id,
+        )
+        return _new_key(tenant.id)
+
+
+def by_name(name: str) -> Tenant:
+    row = db.one("SELECT * FROM tenants WHERE name = :name", name=name)
+    if row is None:
+        raise UnknownTenant(f"no tenant named {name!r}")
+    return _from_row(row)
+
+
+def by_id(tenant_id: str) -> Tenant:
+    row = db.one("SELECT * FROM tenants WHERE id = CAST(:id AS uuid)", id=tenant_id)
+    if row is None:
+        raise UnknownTenant(f"no tenant with id {tenant_id}")
+    return _from_row(row)
+
+
+def authenticate(api_key: str) -> Tenant | None:
+    """The tenant owning an active key, read fresh so flag changes apply to the next request."""
+    if not api_key.startswith(KEY_PREFIX):
+        return None
+    row = db.one(
+        "SELECT t.* FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
+        "WHERE k.key_hash = :hash AND k.revoked_at IS NULL",
+        hash=hash_key(api_key),
+    )
+    return _from_row(row) if row else None
+
+
+def set_flags(name: str, *, logs_only: bool | None = None, force_fallback: bool | None = None) -> Tenant:
+    tenant = by_name(name)
+    row = db.one(
+        "UPDATE tenants SET logs_only = COALESCE(:logs_only, logs_only), "
+        "force_fallback = COALESCE(:force_fallback, force_fallback) WHERE id = :id RETURNING *",
+        logs_only=logs_only,
+        force_fallback=force_fallback,
+        id=tenant.id,
+    )
+    assert row is not None
+    return _from_row(row)

@@ -1,0 +1,109 @@
+"""Shared fixtures: a private PostgreSQL database and Qdrant Edge folder per test session.
+
+Tests talk to the real PostgreSQL and Redis of the machine (DATABASE_URL / REDIS_URL,
+defaulting to the local services); each session works in a database of its own, so
+parallel sessions never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE_DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+
+
+def _admin():
+    import pg8000.native
+
+    from harvey.db import connect_params
+
+    return pg8000.native.Connection(**connect_params(BASE_DATABASE_URL))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def harvey_env(tmp_path_factory):
+    """Point every store at a fresh, private place for this session."""
+    name = f"harvey_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = _admin()
+    admin.run(f"CREATE DATABASE {name}")  # name built above from digits and hex only
+    base = BASE_DATABASE_URL.rsplit("/", 1)[0]
+    home = tmp_path_factory.mktemp("harvey-home")
+    os.environ.update(
+        {
+            "DATABASE_URL": f"{base}/{name}",
+            "QDRANT_PATH": str(home / "qdrant"),
+            "HARVEY_HOME": str(home),
+            "HARVEY_LLM_MODELS": "harvey/extractive",
+            "HARVEY_LLM_RETRIES": "0",
+        }
+    )
+    os.environ.pop("QDRANT_URL", None)
+    os.environ.pop("K_SINK", None)
+    from harvey import db
+    from harvey.config import get_settings
+
+    get_settings.cache_clear()
+    db.reset()
+    db.migrate()
+    yield os.environ["DATABASE_URL"]
+    db.reset()
+    admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.close()
+
+
+@pytest.fixture
+def settings_env(monkeypatch):
+    """Set environment variables for one test and re-read settings before and after."""
+    from harvey.config import get_settings
+
+    def apply(**values: str) -> None:
+        for key, value in values.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+
+    yield apply
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def make_tenant():
+    """Create tenants with unique names; returns (Tenant, api_key)."""
+    from harvey import tenants
+
+    def create(prefix: str = "firm"):
+        return tenants.create(f"{prefix}-{uuid.uuid4().hex[:8]}")
+
+    return create
+
+
+DEMO_CORPUS = ROOT / "data" / "demo"
+
+
+@pytest.fixture(scope="session")
+def demo_docs():
+    """A slice of the demo corpus: consumer law, civil liability and the initial petition."""
+    from harvey.ingest import read_path
+
+    wanted = {"CDC:art6", "CDC:art14", "CDC:art18", "CDC:art26", "CDC:art42", "CC:art186", "CC:art927",
+              "CPC:art300", "CPC:art319", "CF88:art5"}  # fmt: skip
+    docs = [d for d in read_path(DEMO_CORPUS / "legislacao.jsonl") if d.document_id in wanted]
+    assert len(docs) == len(wanted)
+    return docs
+
+
+@pytest.fixture
+def indexed_tenant(make_tenant, demo_docs):
+    """A tenant with the demo slice indexed: (Tenant, api_key)."""
+    from harvey.ingest import ingest
+
+    tenant, key = make_tenant("indexed")
+    ingest(tenant.id, demo_docs)
+    return tenant, key
