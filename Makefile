@@ -48,6 +48,14 @@ bench: install ## Benchmarks → bench/results.md (medians of repeated runs, sid
 eval: install ## Quality on ../shared/eval → bench/eval.md (retrieval, faithfulness, PII)
 	$(PY) bench/eval.py --shared $(SHARED)/eval --out bench/eval.md
 
+serve: install ## Run the three functions locally (ports 8081 generate, 8082 feedback, 8083 maintenance)
+	$(HARVEY) db migrate
+	trap 'kill 0' EXIT; \
+	$(VENV)/bin/functions-framework --target generate --source functions/generate/main.py --port 8081 & \
+	$(VENV)/bin/functions-framework --target feedback --source functions/feedback/main.py --port 8082 & \
+	$(VENV)/bin/functions-framework --target maintenance --source functions/maintenance/main.py --port 8083 & \
+	wait
+
 clean: ## Remove the embedded stores under .harvey/ (keeps .venv)
 	rm -rf .harvey
 

@@ -73,18 +73,19 @@ def settings_env(monkeypatch):
     get_settings.cache_clear()
 
 
+def _new_tenant(prefix: str = "firm"):
+    from harvey import tenants
+
+    return tenants.create(f"{prefix}-{uuid.uuid4().hex[:8]}")
+
+
 @pytest.fixture
 def make_tenant():
     """Create tenants with unique names; returns (Tenant, api_key)."""
-    from harvey import tenants
-
-    def create(prefix: str = "firm"):
-        return tenants.create(f"{prefix}-{uuid.uuid4().hex[:8]}")
-
-    return create
+    return _new_tenant
 
 
-DEMO_CORPUS = ROOT / "data" / "demo"
+DEMO_CORPUS = ROOT / "data" / "demo" / "corpus"
 
 
 @pytest.fixture(scope="session")
@@ -99,11 +100,12 @@ def demo_docs():
     return docs
 
 
-@pytest.fixture
-def indexed_tenant(make_tenant, demo_docs):
-    """A tenant with the demo slice indexed: (Tenant, api_key)."""
+@pytest.fixture(scope="session")
+def indexed_tenant(harvey_env, demo_docs):
+    """A tenant with the demo slice indexed, shared by the session (embedding is the slow part):
+    (Tenant, api_key). Tests that change its flags must restore them."""
     from harvey.ingest import ingest
 
-    tenant, key = make_tenant("indexed")
+    tenant, key = _new_tenant("indexed")
     ingest(tenant.id, demo_docs)
     return tenant, key

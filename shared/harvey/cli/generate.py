@@ -1,0 +1,73 @@
+"""`harvey generate …`: the HTTP function's pipeline, from the shell."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from harvey.cli._common import echo_json, friendly_errors
+from harvey.prompts import DOC_TYPES
+
+
+def render(result: dict[str, Any]) -> str:
+    """A human-readable report of one run."""
+    lines = [f"run_id: {result['run_id']}   model: {result['model_used']}   status: {result['status']}"]
+    if result["fallbacks_tried"]:
+        lines.append("fallbacks: " + "; ".join(f"{f['model']} ({f['error']})" for f in result["fallbacks_tried"]))
+    lines.append("")
+    lines.append(result["document_md"] or "(draft withheld: tenant is in logs-only mode)")
+    report = result["faithfulness_report"]
+    supported = sum(1 for s in report["sentences"] if s["supported"])
+    cited = sum(1 for s in report["sentences"] if s["citations"])
+    lines.append(
+        f"Faithfulness: {report['score']:.2f} — {supported}/{cited} cited sentences supported, "
+        f"{report.get('uncited_claims', 0)} uncited claims (threshold {report.get('threshold', 0):.2f})"
+    )
+    for sentence in report["sentences"]:
+        if sentence["citations"] and not sentence["supported"]:
+            lines.append(f"  unsupported ({sentence['support_score']:.2f}): {sentence['text'][:120]}")
+    quality = result["quality"]
+    lines.append(
+        "Quality: " + ", ".join(f"{k} {quality[k]:.2f}" for k in ("estrutura", "fundamentacao", "clareza", "completude"))
+        + f" → {quality['overall']:.2f} ({quality['verdict']})"
+    )
+    pii = result["pii_report"]
+    lines.append(
+        f"PII: input {pii['input']['total']} {pii['input']['by_type']}, output {pii['output']['total']} "
+        f"{pii['output']['by_type']}"
+    )
+    lines.append("Timings (ms): " + ", ".join(f"{k} {v:.0f}" for k, v in result["timings_ms"].items()))
+    return "\n".join(lines)
+
+
+@click.command("generate")
+@click.option("--tenant", "tenant_name", required=True, help="Tenant whose corpus grounds the draft.")
+@click.option("--doc-type", type=click.Choice(sorted(DOC_TYPES)), required=True, help="Kind of document.")
+@click.option("--task", required=True, help="What the document must achieve, in one or two sentences.")
+@click.option("--facts", default="", help="The client's facts.")
+@click.option("--party", "parties", multiple=True, metavar="ROLE=NAME", help="A party, e.g. autor='Maria Souza'.")
+@click.option("--top-k", type=click.IntRange(1, 20), default=None, help="Sources to retrieve.")
+@click.option("--json", "as_json", is_flag=True, help="Print the same JSON as the HTTP function.")
+@friendly_errors
+def generate(
+    tenant_name: str, doc_type: str, task: str, facts: str, parties: tuple[str, ...], top_k: int | None, as_json: bool
+) -> None:
+    """Draft a document grounded in the tenant's corpus, audited like an HTTP run."""
+    from harvey import pipeline, tenants
+
+    parsed_parties = {}
+    for item in parties:
+        role, sep, name = item.partition("=")
+        if not sep or not role.strip() or not name.strip():
+            raise click.BadParameter(f"{item!r} is not ROLE=NAME", param_hint="--party")
+        parsed_parties[role.strip()] = name.strip()
+    owner = tenants.by_name(tenant_name)
+    job = pipeline.GenerateInput(doc_type, task, facts, parsed_parties, top_k, user_id="cli")
+    try:
+        result = pipeline.run(owner, job)
+    except pipeline.GenerationError as err:
+        click.echo(f"Error: {err.message} (run_id {err.run_id}, audited)", err=True)
+        sys.exit(1)
+    echo_json(result) if as_json else click.echo(render(result))

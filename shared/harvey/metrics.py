@@ -1,0 +1,34 @@
+"""Prometheus metrics shared by the functions. Labels stay bounded: no tenant or run ids.
+
+Pods scale to zero, so counters reset per pod: dashboards use rate()/increase().
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+HTTP_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "HTTP request latency",
+    ["function", "method", "route"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests", ["function", "method", "route", "status"])
+DOCUMENTS_GENERATED = Counter("documents_generated_total", "Drafts returned", ["doc_type"])
+GENERATION_FAILURES = Counter("generation_failures_total", "Runs that ended in an error", ["reason"])
+LLM_FALLBACKS = Counter("llm_fallbacks_total", "Model calls that failed and fell through the chain", ["model"])
+LLM_DURATION = Histogram(
+    "llm_request_duration_seconds", "Time spent in one model call", ["model"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)  # fmt: skip
+FAITHFULNESS = Histogram(
+    "faithfulness_score", "Overall faithfulness of returned drafts", ["doc_type"],
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+)  # fmt: skip
+EVENTS_EMITTED = Counter("events_emitted_total", "CloudEvents sent to K_SINK", ["type", "outcome"])
+CACHE_LOOKUPS = Counter("retrieval_cache_lookups_total", "Retrieval cache lookups", ["outcome"])
+
+
+def exposition() -> tuple[bytes, str]:
+    return generate_latest(), CONTENT_TYPE_LATEST
+

@@ -1,0 +1,393 @@
+"""analyze → retrieve → draft → critique → revise → format, with every step timed.
+
+`run` is the one entry point used by the HTTP function, the CloudEvent path and the
+CLI, so all three return the same JSON and write the same audit row. Every run,
+failed ones included, writes exactly one `run_audit` row.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from harvey import audit, cache, citations, events, metrics, prompts
+from harvey.config import get_settings
+from harvey.tenants import Tenant
+
+log = logging.getLogger("harvey.pipeline")
+
+APPROVE, EXCELLENT = 0.70, 0.85
+EVENT_GENERATED = "com.harvey.document.generated"
+
+_AREAS = {
+    "consumidor": ("consumidor", "fornecedor", "produto", "serviço", "cdc", "compra", "banco", "cobrança"),
+    "processual civil": ("petição", "recurso", "apelação", "tutela", "citação", "prazo", "sentença", "processo"),
+    "constitucional": ("constitu", "direito fundamental", "mandado de segurança", "habeas", "liberdade"),
+    "trabalhista": ("trabalh", "empregad", "salári", "clt", "rescisão", "férias", "jornada"),
+    "penal": ("crime", "pena", "penal", "delito", "prisão"),
+    "tributário": ("tribut", "imposto", "fisco", "icms", "contribuição"),
+    "civil": ("contrato", "dano", "indeniza", "responsabilidade", "obrigação", "posse", "propriedade"),
+}
+_CITATION = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
+
+
+class GenerationError(Exception):
+    """A run that could not produce a draft; `status` is the HTTP answer it deserves."""
+
+    def __init__(self, status: int, message: str, run_id: str, retry_after: int | None = None):
+        super().__init__(message)
+        self.status, self.message, self.run_id, self.retry_after = status, message, run_id, retry_after
+
+
+@dataclass
+class GenerateInput:
+    doc_type: str
+    task: str
+    facts: str = ""
+    parties: dict[str, str] = field(default_factory=dict)
+    top_k: int | None = None
+    user_id: str | None = None
+    request_id: str | None = None
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "doc_type": self.doc_type, "task": self.task, "facts": self.facts,
+            "parties": self.parties, "top_k": self.top_k,
+        }  # fmt: skip
+
+
+class _Trace:
+    def __init__(self) -> None:
+        self.steps: list[dict[str, Any]] = []
+
+    def step(self, name: str, started: float, **detail: Any) -> None:
+        self.steps.append({"step": name, "ms": round((time.perf_counter() - started) * 1000, 2), **detail})
+
+    @property
+    def timings_ms(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for s in self.steps:
+            totals[s["step"]] = round(totals.get(s["step"], 0.0) + s["ms"], 2)
+        return totals
+
+
+def classify_area(text: str) -> str:
+    lowered = text.lower()
+    scores = {area: sum(lowered.count(k) for k in keys) for area, keys in _AREAS.items()}
+    best = max(scores, key=lambda a: scores[a])
+    return best if scores[best] else "civil"
+
+
+def cited_numbers(text: str) -> list[int]:
+    """Every [n] in the text, expanding [1, 2] and [1-3]."""
+    numbers: list[int] = []
+    for group in _CITATION.findall(text):
+        for part in re.split(r"\s*[,;]\s*", group):
+            bounds = re.split(r"\s*[–-]\s*", part)
+            if len(bounds) == 2 and bounds[0].isdigit() and bounds[1].isdigit():
+                low, high = int(bounds[0]), int(bounds[1])
+                numbers.extend(range(low, min(high, low + 50) + 1))
+            elif part.isdigit():
+                numbers.append(int(part))
+    return numbers
+
+
+def strip_unknown_citations(text: str, known: set[int]) -> str:
+    """Remove citation markers that point at no retrieved source: Harvey never shows an invented source."""
+
+    def keep(match: re.Match[str]) -> str:
+        valid = [n for n in cited_numbers(match.group(0)) if n in known]
+        return f"[{', '.join(str(n) for n in dict.fromkeys(valid))}]" if valid else ""
+
+    return _CITATION.sub(keep, text)
+
+
+def _section(draft_md: str, title: str) -> str:
+    match = re.search(rf"^##\s+{re.escape(title)}\s*$(.*?)(?=^##\s|\Z)", draft_md, re.MULTILINE | re.DOTALL)
+    return match.group(1).strip() if match else ""
+
+
+def score_quality(req: GenerateInput, draft_md: str, report: dict[str, Any]) -> dict[str, Any]:
+    """The four critique scores, each in [0, 1], and the verdict against 0.70 / 0.85."""
+    sections = prompts.SECTIONS[req.doc_type]
+    present = [s for s in sections if _section(draft_md, s)]
+    estrutura = len(present) / len(sections)
+
+    grounds = [s for s in report["sentences"] if s["citations"]]
+    fundamentacao = (sum(1 for s in grounds if s["supported"]) / len(grounds)) if grounds else 0.0
+
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", re.sub(r"^#.*$", "", draft_md, flags=re.M)) if s.strip()]
+    mean_words = sum(len(s.split()) for s in sentences) / max(1, len(sentences))
+    clareza = 1.0 if mean_words <= 35 else max(0.4, 1.0 - (mean_words - 35) / 75)
+
+    task_terms = {w for w in re.findall(r"\w{5,}", req.task.lower())}
+    body = draft_md.lower()
+    covered = sum(1 for w in task_terms if w[:6] in body) / len(task_terms) if task_terms else 1.0
+    completude = 0.5 * covered + 0.5 * estrutura
+
+    scores = {
+        "estrutura": round(estrutura, 3),
+        "fundamentacao": round(fundamentacao, 3),
+        "clareza": round(clareza, 3),
+        "completude": round(completude, 3),
+    }
+    overall = sum(scores.values()) / len(scores)
+    verdict = "excellent" if overall >= EXCELLENT else "approved" if overall >= APPROVE else "needs_review"
+    missing = [s for s in sections if s not in present]
+    return {**scores, "overall": round(overall, 3), "verdict": verdict, "missing_sections": missing}
+
+
+def _retrieve(tenant: Tenant, query: str, top_k: int) -> tuple[list[dict[str, Any]], bool]:
+    from harvey.retrieval import open_index
+
+    index = open_index()
+    cached = cache.get(tenant.id, index.version, query, top_k)
+    if cached is not None:
+        return cached, True
+    hits = [
+        {
+            "chunk_id": h.chunk.chunk_id, "source_id": h.chunk.document_id, "label": h.chunk.label,
+            "title": h.chunk.title, "text": h.chunk.text, "metadata": h.chunk.metadata, "score": round(h.score, 4),
+        }
+        for h in index.search(tenant.id, query, top_k)
+    ]  # fmt: skip
+    cache.put(tenant.id, index.version, query, top_k, hits)
+    return hits, False
+
+
+def _model_chain(tenant: Tenant) -> list[str]:
+    chain = get_settings().llm_chain or ["harvey/extractive"]
+    return chain[-1:] if tenant.force_fallback else chain
+
+
+def run(tenant: Tenant, req: GenerateInput, *, run_id: str | None = None) -> dict[str, Any]:
+    """Draft one document; raises GenerationError (already audited) when it cannot."""
+    from harvey import faithfulness, pii
+
+    settings = get_settings()
+    run_id = run_id or str(uuid.uuid4())
+    started_at = datetime.now(UTC)
+    clock = time.perf_counter()
+    trace = _Trace()
+    chain = _model_chain(tenant)
+    top_k = req.top_k or settings.top_k
+    input_text = " ".join([req.task, req.facts, *req.parties.values()])
+    input_matches = pii.detect(input_text, names=True)
+    record = audit.RunRecord(
+        run_id=run_id,
+        tenant_id=tenant.id,
+        task=pii.redact(req.task, names=True)[0],
+        doc_type=req.doc_type,
+        user_id=req.user_id,
+        request_id=req.request_id,
+        prompt_version=settings.prompt_version,
+        input_hash=audit.sha256_text(audit.canonical_json(req.canonical())),
+        started_at=started_at,
+        ended_at=started_at,
+        success=False,
+        policy_snapshot={
+            "llm_chain": chain, "flags": tenant.flags, "top_k": top_k,
+            "max_revisions": settings.max_revisions, "prompt_version": settings.prompt_version,
+            "embedding_model": settings.embedding_model, "faithfulness_threshold": faithfulness.THRESHOLD,
+        },  # fmt: skip
+    )
+    try:
+        return _run_steps(tenant, req, record, trace, chain, top_k, input_matches, clock)
+    except GenerationError:
+        raise
+    except Exception as exc:
+        status, message, retry_after, reason = _classify_failure(exc)
+        _finish_failed(record, trace, clock, message, reason)
+        raise GenerationError(status, message, run_id, retry_after) from exc
+
+
+def _classify_failure(exc: Exception) -> tuple[int, str, int | None, str]:
+    from harvey.db import DatabaseUnavailable
+    from harvey.llm import AllModelsFailed
+    from harvey.retrieval import StoreUnavailable
+
+    if isinstance(exc, AllModelsFailed):
+        return 503, f"no language model is available right now: {exc}", 30, "llm"
+    if isinstance(exc, StoreUnavailable):
+        return 503, f"the document index is unreachable: {exc}", 10, "qdrant"
+    if isinstance(exc, DatabaseUnavailable):
+        return 503, f"the database is unreachable: {exc}", 10, "postgres"
+    log.exception("generation failed unexpectedly")
+    return 500, f"internal error ({type(exc).__name__}); see the logs for this run_id", None, "internal"
+
+
+def _finish_failed(record: audit.RunRecord, trace: _Trace, clock: float, message: str, reason: str) -> None:
+    record.success = False
+    record.error_message = message[:2000]
+    record.ended_at = datetime.now(UTC)
+    record.execution_time_ms = int((time.perf_counter() - clock) * 1000)
+    record.agent_trace = trace.steps
+    metrics.GENERATION_FAILURES.labels(reason=reason).inc()
+    log.error("generation failed", extra={"run_id": record.run_id, "reason": reason, "error": message[:500]})
+    audit.write(record)  # a DatabaseUnavailable here propagates: the caller answers 503
+
+
+def _run_steps(
+    tenant: Tenant,
+    req: GenerateInput,
+    record: audit.RunRecord,
+    trace: _Trace,
+    chain: list[str],
+    top_k: int,
+    input_matches: list,
+    clock: float,
+) -> dict[str, Any]:
+    from harvey import faithfulness, llm, pii
+
+    settings = get_settings()
+    t = time.perf_counter()
+    area = classify_area(f"{req.task} {req.facts}")
+    trace.step("analyze", t, doc_type=req.doc_type, area=area)
+
+    t = time.perf_counter()
+    hits, cached = _retrieve(tenant, f"{req.task}\n{req.facts}".strip(), top_k)
+    trace.step("retrieve", t, hits=len(hits), cached=cached)
+    if not hits:
+        message = "no indexed source matches this task: ingest the tenant's documents first (harvey ingest)"
+        _finish_failed(record, trace, clock, message, "no_sources")
+        raise GenerationError(422, message, record.run_id)
+
+    sources = [
+        prompts.Source(n=i, label=h["label"], title=h["title"], text=h["text"]) for i, h in enumerate(hits, 1)
+    ]
+    by_number = {s.n: s.text for s in sources}
+    draft_request = prompts.DraftRequest(req.doc_type, area, req.task, req.facts, req.parties, sources)
+    record.context_docs_hash = audit.sha256_text(
+        audit.canonical_json([{"n": s.n, "label": s.label, "text": s.text} for s in sources])
+    )
+
+    t = time.perf_counter()
+    completion = llm.complete(prompts.draft_messages(draft_request), chain)
+    trace.step("draft", t, model=completion.model, fallbacks=len(completion.fallbacks_tried))
+    model_seconds = completion.seconds
+    tokens_in, tokens_out, cost = completion.tokens_input, completion.tokens_output, completion.cost_usd
+    fallbacks = list(completion.fallbacks_tried)
+    draft_md = completion.text
+
+    revisions = 0
+    while True:
+        t = time.perf_counter()
+        report = faithfulness.assess(draft_md, by_number)
+        unknown = sorted({n for n in cited_numbers(draft_md) if n not in by_number})
+        quality = score_quality(req, draft_md, report)
+        unsupported = [s["text"] for s in report["sentences"] if s["citations"] and not s["supported"]]
+        issues = [f"citação [{n}] não corresponde a nenhuma fonte" for n in unknown]
+        issues += [f"frase sem suporte nas fontes citadas: {s}" for s in unsupported]
+        issues += [f"seção ausente: {s}" for s in quality["missing_sections"]]
+        trace.step(
+            "critique", t, overall=quality["overall"], verdict=quality["verdict"],
+            unsupported=len(unsupported), unknown_citations=unknown,
+        )  # fmt: skip
+        if not issues or revisions >= settings.max_revisions:
+            break
+        t = time.perf_counter()
+        revision = llm.complete(prompts.revise_messages(draft_request, draft_md, issues, unsupported), chain)
+        revisions += 1
+        trace.step("revise", t, model=revision.model, round=revisions)
+        model_seconds += revision.seconds
+        tokens_in += revision.tokens_input
+        tokens_out += revision.tokens_output
+        cost += revision.cost_usd
+        fallbacks += revision.fallbacks_tried
+        draft_md = revision.text
+        completion = revision
+
+    t = time.perf_counter()
+    draft_md = strip_unknown_citations(draft_md, set(by_number)).rstrip() + "\n"
+    report = faithfulness.assess(draft_md, by_number)
+    cited = sorted(set(cited_numbers(draft_md)))
+    citation_rows = [
+        {
+            "n": n, "source_id": hits[n - 1]["source_id"], "title": hits[n - 1]["title"],
+            "label": hits[n - 1]["label"], "excerpt": _excerpt(hits[n - 1]["text"]), "score": hits[n - 1]["score"],
+        }
+        for n in cited
+    ]  # fmt: skip
+    references = citations.reference_list(
+        [{**row, "metadata": hits[row["n"] - 1]["metadata"]} for row in citation_rows]
+    )
+    document_md = draft_md + ("\n" + references if references else "")
+    trace.step("format", t, citations=len(cited))
+
+    sources_used = [
+        {
+            "n": n, "source_id": hits[n - 1]["source_id"], "chunk_id": hits[n - 1]["chunk_id"],
+            "label": hits[n - 1]["label"], "text_sha256": audit.sha256_text(hits[n - 1]["text"]),
+        }
+        for n in cited
+    ]  # fmt: skip
+    pii_report = {
+        "input": pii.report(input_matches),
+        "output": pii.report(pii.detect(document_md, names=True)),
+    }
+    record.success = True
+    record.model_used = completion.model
+    record.output_hash = audit.sha256_text(document_md)
+    record.sources_used = sources_used
+    record.faithfulness_report = _redacted_report(report)
+    record.pii_report = pii_report
+    record.tokens_input, record.tokens_output = tokens_in, tokens_out
+    record.estimated_cost_usd = cost
+    record.agent_trace = trace.steps
+    record.ended_at = datetime.now(UTC)
+    record.execution_time_ms = int((time.perf_counter() - clock) * 1000)
+    audit.write(record)
+
+    withheld = tenant.logs_only
+    metrics.DOCUMENTS_GENERATED.labels(doc_type=req.doc_type).inc()
+    metrics.FAITHFULNESS.labels(doc_type=req.doc_type).observe(report["score"])
+    events.emit(
+        EVENT_GENERATED,
+        {
+            "run_id": record.run_id, "tenant_id": tenant.id, "doc_type": req.doc_type,
+            "model_used": completion.model, "faithfulness_score": report["score"],
+            "output_hash": record.output_hash, "withheld": withheld,
+        },
+        subject=record.run_id,
+        run_id=record.run_id,
+    )  # fmt: skip
+    log.info(
+        "document generated",
+        extra={"run_id": record.run_id, "doc_type": req.doc_type, "model": completion.model,
+               "faithfulness": report["score"], "ms": record.execution_time_ms},
+    )  # fmt: skip
+    timings = trace.timings_ms
+    timings["model"] = round(model_seconds * 1000, 2)
+    timings["total"] = float(record.execution_time_ms)
+    return {
+        "run_id": record.run_id,
+        "status": "withheld" if withheld else "succeeded",
+        "document_md": None if withheld else document_md,
+        "citations": [] if withheld else citation_rows,
+        "sources_used": sources_used,
+        "faithfulness_report": report,
+        "quality": quality,
+        "pii_report": pii_report,
+        "model_used": completion.model,
+        "fallbacks_tried": fallbacks,
+        "revisions": revisions,
+        "timings_ms": timings,
+    }
+
+
+def _redacted_report(report: dict[str, Any]) -> dict[str, Any]:
+    """The faithfulness report as audited: sentence texts without personal data (the hash keeps the proof)."""
+    from harvey import pii
+
+    sentences = [{**s, "text": pii.redact(s["text"], names=True)[0]} for s in report["sentences"]]
+    return {**report, "sentences": sentences}
+
+
+def _excerpt(text: str, limit: int = 320) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= limit else text[: text.rfind(" ", 0, limit)] + " …"
