@@ -1,0 +1,264 @@
+"""Entailment evidence between one claim sentence and its cited passages, as a fixed feature vector.
+
+Lexical overlap alone rewards distractors that reuse the statute's words with one fact changed, so
+next to coverage (how much of the claim the best passage window accounts for) the vector carries
+vetoes for what a changed fact looks like: a number, an article, a deadline, a negation, a
+restrictive quantifier or a modal/antonym swap that the passage does not back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from harvey.faith_text import (
+    NEGATIONS,
+    STOPWORDS,
+    detect_language,
+    fold,
+    numbers,
+    split_sentences,
+    stem_all,
+    tokens,
+)
+
+# Graded evidence, combined by the fitted logistic model.
+FEATURES = ("coverage", "coverage_all", "bigram_coverage", "log_length")
+# Changed-fact detectors: too rare in the development data to be weighted by a fit, and decisive
+# when they fire, so each multiplies the support probability by a fixed factor.
+VETOES = {
+    "number_missing": 0.15,
+    "article_missing": 0.15,
+    "negation_mismatch": 0.15,
+    "antonym_conflict": 0.2,
+    "novel_run": 0.25,
+    "modal_mismatch": 0.15,
+    "restrictor_missing": 0.15,
+}
+NOVEL_RUN = 3  # consecutive content words absent from every passage: an added clause
+
+# Words that narrow or widen a rule: a claim adding one the passage lacks states a different rule.
+_RESTRICTORS = frozenset(
+    "somente apenas exclusivamente unicamente so todos todas todo toda qualquer quaisquer sempre "
+    "necessariamente obrigatoriamente independentemente privativamente exclusiva exclusivo "
+    "only all every always solely exclusively any entire".split()
+)
+_MANDATORY = frozenset(
+    "deve devem devera deverao obrigatorio obrigatoria obrigado must shall required".split()
+)
+_PERMISSIVE = frozenset(
+    "pode podem podera poderao facultativo facultativa faculdade may can optional".split()
+)
+# Legal antonyms: the claim using one side while the passage uses only the other is a contradiction.
+_ANTONYMS = (
+    ("permitido", "vedado"),
+    ("permitida", "vedada"),
+    ("obrigatorio", "facultativo"),
+    ("obrigatoria", "facultativa"),
+    ("ativo", "passivo"),
+    ("ativa", "passiva"),
+    ("maior", "menor"),
+    ("absoluta", "relativa"),
+    ("absoluto", "relativo"),
+    ("publico", "privado"),
+    ("publica", "privada"),
+    ("federal", "estadual"),
+    ("federal", "municipal"),
+    ("estadual", "municipal"),
+    ("senado", "camara"),
+    ("deputados", "senadores"),
+    ("civil", "penal"),
+    ("civil", "criminal"),
+    ("dolo", "culpa"),
+    ("inicio", "fim"),
+    ("antes", "depois"),
+    ("anterior", "posterior"),
+    ("minimo", "maximo"),
+    ("uteis", "corridos"),
+    ("nulo", "anulavel"),
+    ("competente", "incompetente"),
+    ("direta", "indireta"),
+    ("originaria", "recursal"),
+    ("natos", "naturalizados"),
+    ("nato", "naturalizado"),
+    ("increase", "decrease"),
+    ("rise", "fall"),
+    ("more", "less"),
+    ("before", "after"),
+    ("won", "lost"),
+    ("higher", "lower"),
+    ("largest", "smallest"),
+    ("first", "last"),
+)
+_ANTONYM_OF: dict[str, set[str]] = {}
+for _a, _b in _ANTONYMS:
+    _ANTONYM_OF.setdefault(_a, set()).add(_b)
+    _ANTONYM_OF.setdefault(_b, set()).add(_a)
+
+_ARTICLE_REF = re.compile(
+    r"\b(?:art(?:igo)?s?\.?|§+|paragrafo|inciso|sumula|lei)\s*(?:n[ºo°.]*\s*)?(\d[\d.]*)"
+)
+
+
+@lru_cache(maxsize=1)
+def idf_table() -> dict[str, float]:
+    """Stem -> IDF over the Brazilian statute corpus (rebuilt by `python -m harvey.faith_fit`); unseen = max."""
+    path = resources.files("harvey") / "models" / "faith_idf_pt.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class _Text:
+    words: tuple[str, ...]
+    stems: tuple[str, ...]
+    content: frozenset[str]
+    numbers: frozenset[float]
+    articles: frozenset[str]
+
+    @classmethod
+    def of(cls, text: str, language: str) -> _Text:
+        words = tokens(text)
+        stems = stem_all(words, language)
+        stop = STOPWORDS[language]
+        content = frozenset(s for w, s in zip(words, stems, strict=True) if w not in stop and len(w) > 1)
+        articles = frozenset(m.rstrip(".") for m in _ARTICLE_REF.findall(fold(text)))
+        return cls(tuple(words), tuple(stems), content, frozenset(numbers(text)), articles)
+
+
+def passage_units(passage: str) -> list[str]:
+    """Sentences of a passage, with statute enumerations (";"-separated incisos) split as well."""
+    units: list[str] = []
+    for sentence in split_sentences(passage.replace("\n", " ")):
+        units.extend(
+            part.strip() for part in re.split(r";\s+|:\s+(?=[IVXLC]+\s*[-–—])", sentence) if part.strip()
+        )
+    return units or [passage]
+
+
+def windows(passages: list[str], max_units: int = 3) -> list[tuple[str, int]]:
+    """Candidate evidence with its size in units: runs of up to `max_units` consecutive units, and
+    each unit joined to the opening unit of its passage (the caput that an inciso completes)."""
+    found: list[tuple[str, int]] = []
+    for passage in passages:
+        units = passage_units(passage)
+        for i in range(len(units)):
+            for size in range(1, max_units + 1):
+                if i + size <= len(units):
+                    found.append((" ".join(units[i : i + size]), size))
+            if i > 1:
+                found.append((f"{units[0]} {units[i]}", 2))
+    return found
+
+
+def _weights(stems: frozenset[str], language: str) -> dict[str, float]:
+    if language != "pt":
+        return dict.fromkeys(stems, 1.0)
+    table = idf_table()
+    top = max(table.values()) if table else 1.0
+    return {s: table.get(s, top) for s in stems}
+
+
+def _bigrams(text: _Text, language: str) -> set[tuple[str, str]]:
+    stop = STOPWORDS[language]
+    seq = [s for w, s in zip(text.words, text.stems, strict=True) if w not in stop]
+    return set(zip(seq, seq[1:], strict=False))
+
+
+def _polarity(words: tuple[str, ...], language: str) -> int:
+    return sum(w in NEGATIONS[language] for w in words) % 2
+
+
+def features(claim: str, passages: list[str], language: str) -> dict[str, float]:
+    """Feature vector (see FEATURES) of one claim sentence against the passages it cites."""
+    c = _Text.of(claim, language)
+    weights = _weights(c.content, language)
+    total = sum(weights.values()) or 1.0
+    whole = _Text.of(" ".join(passages), language)
+    best = best_unit = _Text.of("", language)
+    best_cov = best_unit_cov = -1.0
+    for window, size in windows(passages):
+        w = _Text.of(window, language)
+        cov = sum(weights[s] for s in c.content & w.content) / total
+        if cov > best_cov:
+            best, best_cov = w, cov
+        if size == 1 and cov > best_unit_cov:
+            best_unit, best_unit_cov = w, cov
+    run = longest = 0
+    for word, stem in zip(c.words, c.stems, strict=True):
+        if word in STOPWORDS[language]:
+            continue
+        run = run + 1 if stem not in whole.content else 0
+        longest = max(longest, run)
+    claim_bigrams = _bigrams(c, language)
+    claim_words = set(c.words)
+    window_words = set(best.words)
+    antonym = any(
+        word in claim_words and word not in window_words and _ANTONYM_OF[word] & window_words
+        for word in _ANTONYM_OF
+    )
+    return {
+        "coverage": max(best_cov, 0.0),
+        "coverage_all": sum(weights[s] for s in c.content & whole.content) / total,
+        "bigram_coverage": len(claim_bigrams & _bigrams(best, language)) / len(claim_bigrams)
+        if claim_bigrams
+        else 1.0,
+        "novel_run": float(longest >= NOVEL_RUN),
+        "number_missing": float(len(c.numbers - whole.numbers) + 0.5 * len(c.numbers - best.numbers)),
+        "article_missing": float(bool(c.articles - whole.articles)),
+        # Polarity is compared only with a passage unit that restates the claim: against an
+        # unrelated unit a "não" on either side says nothing.
+        "negation_mismatch": float(
+            best_unit_cov >= 0.5 and _polarity(c.words, language) != _polarity(best_unit.words, language)
+        ),
+        "restrictor_missing": float(sum(w in _RESTRICTORS and w not in window_words for w in claim_words)),
+        "modal_mismatch": float(
+            bool(claim_words & _MANDATORY and not window_words & _MANDATORY and window_words & _PERMISSIVE)
+            or bool(
+                claim_words & _PERMISSIVE and not window_words & _PERMISSIVE and window_words & _MANDATORY
+            )
+        ),
+        "antonym_conflict": float(antonym),
+        "log_length": math.log1p(len(c.content)),
+    }
+
+
+def sentence_features(claim: str, passages: Sequence[str]) -> list[dict[str, float]]:
+    """Features of each sentence of `claim` against all `passages`."""
+    language = detect_language(" ".join(passages))
+    return [features(sentence, list(passages), language) for sentence in split_sentences(claim) or [claim]]
+
+
+def weakest_sentence(claim: str, passages: Sequence[str]) -> dict[str, float]:
+    """Features of the claim's least covered sentence: the one that decides, used as a training row."""
+    return min(sentence_features(claim, passages), key=lambda values: values["coverage"])
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
+
+
+def predict(model: dict, row: Sequence[float]) -> float:
+    """Support probability of one feature row under a fitted logistic model (faith_fit)."""
+    z = model["bias"] + sum(
+        w * (x - m) / s for w, x, m, s in zip(model["weights"], row, model["mean"], model["std"], strict=True)
+    )
+    return _sigmoid(z)
+
+
+def veto_factor(values: dict[str, float]) -> float:
+    """Product of the factors of every changed-fact detector that fires."""
+    factor = 1.0
+    for name, cut in VETOES.items():
+        if values[name] > 0:
+            factor *= cut
+    return factor
+
+
+def score(model: dict, values: dict[str, float]) -> float:
+    """Fitted support probability of one sentence, cut down by every veto that fires."""
+    return predict(model, [values[name] for name in model["features"]]) * veto_factor(values)

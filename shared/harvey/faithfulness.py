@@ -1,0 +1,149 @@
+"""Faithfulness checker: does each cited sentence of a draft follow from the sources it cites?
+
+A claim is scored against the best-matching window of its cited passages (up to three consecutive
+sentences or statute items, or an item joined to its caput) with a logistic combination of evidence
+fitted on the OAB development pairs (`python -m harvey.faith_fit`, coefficients in
+`models/faith_lr.json`): IDF-weighted coverage of the claim's content stems, bigram (word order)
+coverage and claim length; then fixed vetoes for a changed fact cut the probability down.
+
+What it catches: numbers, values, percentages and deadlines absent from the cited text ("30 dias"
+against "15 dias", written or in digits), article/paragraph/inciso numbers not in the source, a
+flipped negation ("não", "vedado", "salvo", "sem"...), an added restrictive quantifier ("somente",
+"todos"), a mandatory/permissive modal swap ("deve" against "pode"), a handful of legal antonyms
+(ativo/passivo, absoluta/relativa, federal/estadual...), and clauses whose content words the
+sources do not contain.
+What it cannot catch: paraphrase beyond shared stems (synonyms read as novelty, so faithful
+rewording scores lower), facts that need world knowledge or inference across passages, a wrong
+date written as a different but present number, entity/role swaps inside one passage ("A sued
+B" vs "B sued A" share every word), and subtle scope changes made with words it has no rule for.
+It is a screening signal that sends sentences to human review, not a proof of entailment.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+_MODEL_PATH = Path(__file__).parent / "models" / "faith_lr.json"
+
+
+@lru_cache(maxsize=1)
+def _model() -> dict:
+    return json.loads(_MODEL_PATH.read_text(encoding="utf-8"))
+
+
+THRESHOLD: float = float(_model()["threshold"])
+
+_CITATION = re.compile(r"\[(\s*\d+\s*(?:(?:[,;]|[-–—]|\be\b)\s*\d+\s*)*)\]")
+
+
+def parse_citations(sentence: str) -> list[int]:
+    """Citation numbers in order of first use: "[1]", "[1, 2]", "[1][2]", "[1–3]", "[2; 4]"."""
+    found: list[int] = []
+    for group in _CITATION.findall(sentence):
+        for part in re.split(r"\s*(?:[,;]|\be\b)\s*", group.strip()):
+            bounds = [int(x) for x in re.split(r"\s*[-–—]\s*", part) if x]
+            numbers = (
+                range(bounds[0], bounds[-1] + 1) if len(bounds) == 2 and bounds[0] <= bounds[1] else bounds
+            )
+            found.extend(n for n in numbers if n not in found)
+    return found
+
+
+def strip_citations(sentence: str) -> str:
+    return " ".join(_CITATION.sub(" ", sentence).split())
+
+
+_STRUCTURE = re.compile(
+    r"""^(?:
+        excelent[ií]ssim[oa]|exm[oa]\b|ilustr[ií]ssim[oa]|ilm[oa]\b|egr[ée]gio|colendo|ao\s+ju[ií]zo|
+        ao\s+(?:senhor|sr\.)|mm\.|autos?\s+n|processo\s+n|nestes\s+termos|neste\s+termos|termos\s+em\s+que|
+        pede\s+deferimento|p\.\s*deferimento|respeitosamente|atenciosamente|cordialmente|
+        advogad[oa]\b|oab\s*/|requer|pede\b|postula|diante\s+do\s+exposto|ante\s+o\s+exposto|
+        isto\s+posto|pelo\s+exposto|[àa]\s+vista\s+do\s+exposto|dos?\s+(?:fatos|pedidos|direito)\b|
+        da\s+(?:tempestividade|compet[êe]ncia|conclus[ãa]o)\b|[_\-=.]{3,}
+    )""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_PREAMBLE = re.compile(
+    r"\bvem\b.{0,120}\b(?:apresentar|propor|ajuizar|interpor|oferecer|opor|requerer)\b", re.I
+)
+_PLACE_DATE = re.compile(r"^[\w\sÀ-ú'/-]{2,40},?\s+\d{1,2}\s+de\s+[a-zç]+\s+de\s+\d{4}\.?$", re.IGNORECASE)
+
+
+def is_structure(sentence: str) -> bool:
+    """Headings, addressing and closing formulas, the party's preamble ("... vem apresentar"),
+    requests, place/date and signature lines: no factual claim to ground. All-caps lines and
+    fragments of under four words count as headings."""
+    text = strip_citations(sentence).strip()
+    letters = [ch for ch in text if ch.isalpha()]
+    return (
+        not letters
+        or _STRUCTURE.match(text) is not None
+        or _PLACE_DATE.match(text) is not None
+        or _PREAMBLE.search(text) is not None
+        or all(ch.isupper() for ch in letters)
+        or len(text.split()) < 4
+        or text.endswith(":")
+    )
+
+
+def support_score(claim: str, passages: Sequence[str]) -> float:
+    """Probability-like score in [0,1] that `passages` entail `claim`: the weakest of its sentences."""
+    passages = [p for p in passages if p and p.strip()]
+    claim = strip_citations(claim)
+    if not passages or not claim.strip():
+        return 0.0
+    from harvey.faith_features import score, sentence_features
+
+    return min(score(_model(), values) for values in sentence_features(claim, passages))
+
+
+def assess(document_md: str, sources: Mapping[int, str]) -> dict:
+    """Faithfulness report of a Markdown draft against its numbered sources.
+
+    Every sentence carrying a citation is scored against the passages it cites; citing a number
+    missing from `sources` makes the sentence unsupported with score 0. Sentences without a citation
+    that are not structure (see `is_structure`) are reported with citations [], score 0 and
+    supported False, and counted in `uncited_claims`. The overall score is the mean support of cited
+    sentences scaled by the share of claims that cite anything — a draft grounding half its claims
+    cannot score above 0.5; a draft with no claims at all scores 1.
+    """
+    from harvey.faith_text import split_markdown
+
+    report: list[dict] = []
+    cited_scores: list[float] = []
+    uncited = 0
+    for sentence in split_markdown(document_md):
+        citations = parse_citations(sentence)
+        if not citations:
+            if is_structure(sentence):
+                continue
+            uncited += 1
+            report.append({"text": sentence, "citations": [], "support_score": 0.0, "supported": False})
+            continue
+        if any(n not in sources for n in citations):
+            score = 0.0
+        else:
+            score = support_score(sentence, [sources[n] for n in citations])
+        cited_scores.append(score)
+        report.append(
+            {
+                "text": sentence,
+                "citations": citations,
+                "support_score": round(score, 4),
+                "supported": score >= THRESHOLD,
+            }
+        )
+    claims = len(cited_scores) + uncited
+    overall = sum(cited_scores) / claims if claims else 1.0
+    return {
+        "score": round(overall, 4),
+        "threshold": THRESHOLD,
+        "sentences": report,
+        "unsupported": sum(1 for s in report if s["citations"] and not s["supported"]),
+        "uncited_claims": uncited,
+    }
