@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -45,7 +46,9 @@ def _start_embedded() -> str:
                 raise DatabaseUnavailable("DATABASE_URL is not set and pgserver is not installed") from exc
             home = get_settings().home.resolve() / "pg"
             home.mkdir(parents=True, exist_ok=True)
-            _embedded_url = pgserver.get_server(str(home), cleanup_mode=None).get_uri()
+            with warnings.catch_warnings():  # platformdirs complains when XDG_RUNTIME_DIR is unset
+                warnings.simplefilter("ignore")
+                _embedded_url = pgserver.get_server(str(home), cleanup_mode=None).get_uri()
         return _embedded_url
 
 

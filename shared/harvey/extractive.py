@@ -21,7 +21,11 @@ _STOP = frozenset(
     "a ao aos as com da das de do dos e em na nas no nos o os ou para pela pelas pelo pelos por que se "
     "sem sua suas seu seus um uma umas uns ser sao esta este isso nao mais como ate ja".split()
 )
-_CLAUSE_SPLIT = re.compile(r"(?<=[.;:])\s+(?=[A-ZÁÉÍÓÚÂÊÔÃÕÇ§IVX0-9])|\n+")
+_CLAUSE_SPLIT = re.compile(r"(?<=[.;:])\s+(?=[A-ZÁÉÍÓÚÂÊÔÃÕÇ§0-9])|\n+")
+# A line break only separates units before a legal marker (inciso, §, alínea, Art.) or a blank line;
+# elsewhere it is the hard wrap of a paragraph.
+_SOFT_BREAK = re.compile(r"\n(?!\s*\n|\s*(?:[IVXLC]+\s*[-–]|§|Parágrafo|[a-z]\)|Art\.))")
+_UNIT_MARKER = re.compile(r"^(?:Art\.\s*\d+[º°o]?(?:-[A-Z])?\s*[-–.]?|[IVXLC]+\s*[-–]|§\s*\d+[º°o]?|Parágrafo único\.?|[a-z]\))\s*")
 
 
 def _terms(text: str) -> set[str]:
@@ -37,8 +41,10 @@ def _clean(sentence: str) -> str:
 
 def _best_sentences(source: Source, query: set[str], limit: int) -> list[str]:
     """The source's clauses that share most terms with the task, in their original order."""
-    clauses = [_clean(c) for c in _CLAUSE_SPLIT.split(source.text)]
-    clauses = [c for c in clauses if len(c) >= 25 and not c.lower().startswith("revogad")]
+    text = _SOFT_BREAK.sub(" ", source.text)
+    # A clause ending in ":" only introduces a list; alone it reads as a broken sentence.
+    clauses = [_clean(c) for c in _CLAUSE_SPLIT.split(text) if not c.rstrip().endswith(":")]
+    clauses = [c for c in clauses if len(c) >= 25 and not c.startswith("#") and "revogad" not in c.lower()[:40]]
     ranked = sorted(
         range(len(clauses)), key=lambda i: (-len(_terms(clauses[i]) & query), i)
     )[:limit]
@@ -50,8 +56,8 @@ def _grounds(req: DraftRequest) -> list[str]:
     paragraphs = []
     for source in req.sources:
         for sentence in _best_sentences(source, query, limit=2):
-            sentence = re.sub(r"^Art\.\s*\d+[º°o]?\s*[-–.]?\s*", "", sentence)
-            if not sentence:
+            sentence = _UNIT_MARKER.sub("", sentence)
+            if len(sentence) < 20:
                 continue
             text = sentence[0].upper() + sentence[1:]
             if not text.endswith((".", "!", "?")):

@@ -28,12 +28,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def setup(level: str = "INFO") -> None:
-    """Route the harvey loggers to stdout as JSON, once."""
+def setup(level: str = "INFO", stream=None) -> None:
+    """Route the harvey loggers to stdout (or `stream`) as JSON, once.
+
+    Functions log to stdout, where Knative collects it; the CLI passes stderr so that
+    its own output (e.g. `--json`) stays parseable.
+    """
     root = logging.getLogger("harvey")
     if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         return
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)
     root.setLevel(level)

@@ -26,7 +26,7 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         from harvey.ingest import IngestError
         from harvey.tenants import TenantExists, UnknownTenant
 
-        logs.setup(get_settings().log_level)
+        logs.setup(get_settings().log_level, stream=sys.stderr)
         try:
             return command(*args, **kwargs)
         except (DatabaseUnavailable, IngestError, TenantExists, UnknownTenant, ValueError) as exc:
