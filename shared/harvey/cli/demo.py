@@ -57,7 +57,9 @@ def demo(corpus: Path) -> None:
         click.echo(f"created tenant {TENANT}; API key (shown once): {api_key}")
     except tenants.TenantExists:
         owner = tenants.by_name(TENANT)
-        click.echo(f"tenant {TENANT} already exists (rotate its key with `harvey tenant rotate-key {TENANT}`)")
+        click.echo(
+            f"tenant {TENANT} already exists (rotate its key with `harvey tenant rotate-key {TENANT}`)"
+        )
 
     click.secho("== 3. Ingest", bold=True)
     docs = list(read_path(corpus))
@@ -90,10 +92,11 @@ def demo(corpus: Path) -> None:
         t=owner.id,
     )
     assert peticao is not None
+    missing = {"raw": "CDC art. 42, parágrafo único", "class": "legislacao", "relevance_score": 0.8}
     stored = feedback.record(owner.id, {
         "run_id": str(peticao["run_id"]), "rating": 1, "user_id": "demo", "tags": ["demo"],
         "comment": "Boa base; citar também o art. 42 do CDC (repetição do indébito).",
-        "missing_sources": [{"raw": "CDC art. 42, parágrafo único", "class": "legislacao", "relevance_score": 0.8}],
+        "missing_sources": [missing],
     })  # fmt: skip
     click.echo(f"feedback {stored.id} recorded on run {peticao['run_id']}")
     echo_json(feedback.summary(owner.id, str(peticao["run_id"])))

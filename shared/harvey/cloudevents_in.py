@@ -1,0 +1,115 @@
+"""CloudEvents coming in (binary or structured HTTP mode) and the dedupe ledger.
+
+Knative brokers deliver at least once: a recipient sees duplicates and must dedupe
+on `source` + `id`. Work that cannot run inside one transaction (maintenance tasks)
+claims the event in `event_ledger` with a lease; a redelivery while the claim is
+live gets 409 (the broker retries), after completion it gets the stored result,
+and a claim whose holder died is taken over when its lease ends.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Request, Response
+
+from harvey import db
+
+
+class InvalidEvent(ValueError):
+    """A request that claims to be a CloudEvent but can never be processed (answer 400, final)."""
+
+    def __init__(self, message: str, field: str = "body"):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Inbound:
+    type: str
+    source: str
+    id: str
+    data: dict[str, Any]
+
+
+def is_cloudevent(request: Request) -> bool:
+    content_type = (request.headers.get("Content-Type") or "").lower()
+    return "ce-specversion" in request.headers or content_type.startswith("application/cloudevents+json")
+
+
+def parse(request: Request, max_bytes: int) -> Inbound:
+    """The event with its data as a JSON object; InvalidEvent says what is wrong."""
+    from cloudevents.exceptions import GenericException
+    from cloudevents.http import from_http
+
+    raw = request.get_data(cache=True)
+    if len(raw) > max_bytes:
+        raise InvalidEvent(f"event exceeds the limit of {max_bytes} bytes")
+    try:
+        event = from_http(dict(request.headers), raw)
+    except GenericException as exc:
+        raise InvalidEvent(f"not a valid CloudEvent: {exc}") from exc
+    data = event.get_data()
+    if isinstance(data, (bytes, str)):
+        try:
+            data = json.loads(data or "null")
+        except ValueError as exc:
+            raise InvalidEvent(f"event data is not valid JSON: {exc}", "data") from exc
+    if not isinstance(data, dict):
+        raise InvalidEvent("event data must be a JSON object", "data")
+    return Inbound(event["type"], event["source"], event["id"], data)
+
+
+def ack(status: int = 200, **facts: str) -> Response:
+    """A delivery's answer: an empty body, what happened in `X-Harvey-*` headers.
+
+    A broker routes a reply body back as a new event and answers 502 (and redelivers) when
+    the body is not a CloudEvent, so event deliveries never get a JSON body on success.
+    """
+    headers = {f"X-Harvey-{name.replace('_', '-').title()}": value for name, value in facts.items()}
+    return Response(status=status, headers=headers)
+
+
+@dataclass(frozen=True)
+class Claim:
+    state: str  # "new": do the work; "done": already done (see result); "busy": another delivery holds it
+    result: dict[str, Any] | None = None
+
+
+def claim(event: Inbound, lease_s: int) -> Claim:
+    """Take the event for this delivery, unless done or held by a live claim."""
+    with db.transaction():
+        row = db.one(
+            "INSERT INTO event_ledger (source, event_id, type, status, lease_until) "
+            "VALUES (:source, :id, :type, 'claimed', now() + make_interval(secs => :lease)) "
+            "ON CONFLICT (source, event_id) DO UPDATE SET lease_until = EXCLUDED.lease_until "
+            "WHERE event_ledger.status = 'claimed' AND event_ledger.lease_until < now() "
+            "RETURNING status",
+            source=event.source, id=event.id, type=event.type, lease=float(lease_s),
+        )  # fmt: skip
+        if row is not None:
+            return Claim("new")
+        existing = db.one(
+            "SELECT status, result FROM event_ledger WHERE source = :source AND event_id = :id",
+            source=event.source, id=event.id,
+        )  # fmt: skip
+    assert existing is not None
+    return Claim("done", existing["result"]) if existing["status"] == "done" else Claim("busy")
+
+
+def complete(event: Inbound, result: dict[str, Any]) -> None:
+    db.query(
+        "UPDATE event_ledger SET status = 'done', result = CAST(:result AS jsonb), finished_at = now() "
+        "WHERE source = :source AND event_id = :id",
+        source=event.source, id=event.id, result=db.jsonb(result),
+    )  # fmt: skip
+
+
+def release(event: Inbound) -> None:
+    """Give the event back so a redelivery can try again (after a failure)."""
+    db.query(
+        "DELETE FROM event_ledger WHERE source = :source AND event_id = :id AND status = 'claimed'",
+        source=event.source, id=event.id,
+    )  # fmt: skip
