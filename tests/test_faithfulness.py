@@ -209,3 +209,28 @@ def test_import_is_cheap():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_specific_claim_outranks_generic_claim_at_equal_coverage_and_english_stays_neutral():
+    from harvey.faith_features import features, predict
+    from harvey.faithfulness import _model
+
+    model = _model()
+    # English has no IDF table: specificity is undefined and left at the training mean
+    english = features("The court dismissed the appeal.", ["The court dismissed the appeal."], "en")
+    assert english["specificity"] is None
+    row = [english[name] for name in model["features"]]
+    assert predict(model, row) == pytest.approx(
+        predict(model, [model["mean"][i] if v is None else v for i, v in enumerate(row)])
+    )
+    assert (
+        support_score("The court dismissed the appeal in 2019.", ["The court dismissed the appeal in 2019."])
+        >= THRESHOLD
+    )
+    generic = features("O advogado deve observar a lei.", ["O advogado deve observar a lei."], "pt")
+    specific = features(
+        "O inventariante prestará caução fidejussória.",
+        ["O inventariante prestará caução fidejussória."],
+        "pt",
+    )
+    assert specific["specificity"] > generic["specificity"]

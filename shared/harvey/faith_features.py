@@ -27,8 +27,11 @@ from harvey.faith_text import (
     tokens,
 )
 
-# Graded evidence, combined by the fitted logistic model.
-FEATURES = ("coverage", "coverage_all", "bigram_coverage", "log_length")
+# Graded evidence, combined by the fitted logistic model. `specificity` (mean IDF of the claim's
+# content stems) calibrates coverage across claims: covering a generic claim ("o advogado deve...")
+# is cheap in any statute, covering a specific one is evidence. It has no IDF table outside
+# Portuguese and is then left at the training mean (None), i.e. neutral.
+FEATURES = ("coverage", "specificity", "log_length")
 # Changed-fact detectors: too rare in the development data to be weighted by a fit, and decisive
 # when they fire, so each multiplies the support probability by a fixed factor.
 VETOES = {
@@ -41,6 +44,9 @@ VETOES = {
     "restrictor_missing": 0.15,
 }
 NOVEL_RUN = 3  # consecutive content words absent from every passage: an added clause
+# Polarity is compared only with a passage unit that restates the claim; below this weighted
+# coverage of the claim by the unit a "não" on either side says nothing.
+NEGATION_MIN_COVERAGE = 0.7
 
 # Words that narrow or widen a rule: a claim adding one the passage lacks states a different rule.
 _RESTRICTORS = frozenset(
@@ -107,7 +113,7 @@ _ARTICLE_REF = re.compile(
 
 @lru_cache(maxsize=1)
 def idf_table() -> dict[str, float]:
-    """Stem -> IDF over the Brazilian statute corpus (rebuilt by `python -m harvey.faith_fit`); unseen = max."""
+    """Stem -> IDF over the statute corpus (rebuilt by `python -m harvey.faith_fit`); unseen = max."""
     path = resources.files("harvey") / "models" / "faith_idf_pt.json"
     return json.loads(path.read_text(encoding="utf-8"))
 
@@ -173,7 +179,7 @@ def _polarity(words: tuple[str, ...], language: str) -> int:
     return sum(w in NEGATIONS[language] for w in words) % 2
 
 
-def features(claim: str, passages: list[str], language: str) -> dict[str, float]:
+def features(claim: str, passages: list[str], language: str) -> dict[str, float | None]:
     """Feature vector (see FEATURES) of one claim sentence against the passages it cites."""
     c = _Text.of(claim, language)
     weights = _weights(c.content, language)
@@ -210,11 +216,13 @@ def features(claim: str, passages: list[str], language: str) -> dict[str, float]
         "novel_run": float(longest >= NOVEL_RUN),
         "number_missing": float(len(c.numbers - whole.numbers) + 0.5 * len(c.numbers - best.numbers)),
         "article_missing": float(bool(c.articles - whole.articles)),
-        # Polarity is compared only with a passage unit that restates the claim: against an
-        # unrelated unit a "não" on either side says nothing.
         "negation_mismatch": float(
-            best_unit_cov >= 0.5 and _polarity(c.words, language) != _polarity(best_unit.words, language)
+            best_unit_cov >= NEGATION_MIN_COVERAGE
+            and _polarity(c.words, language) != _polarity(best_unit.words, language)
         ),
+        "polarity_differs": float(_polarity(c.words, language) != _polarity(best_unit.words, language)),
+        "unit_coverage": max(best_unit_cov, 0.0),
+        "novel_run_length": float(longest),
         "restrictor_missing": float(sum(w in _RESTRICTORS and w not in window_words for w in claim_words)),
         "modal_mismatch": float(
             bool(claim_words & _MANDATORY and not window_words & _MANDATORY and window_words & _PERMISSIVE)
@@ -224,41 +232,44 @@ def features(claim: str, passages: list[str], language: str) -> dict[str, float]
         ),
         "antonym_conflict": float(antonym),
         "log_length": math.log1p(len(c.content)),
+        "specificity": sum(weights.values()) / len(weights) if weights and language == "pt" else None,
     }
 
 
-def sentence_features(claim: str, passages: Sequence[str]) -> list[dict[str, float]]:
+def sentence_features(claim: str, passages: Sequence[str]) -> list[dict[str, float | None]]:
     """Features of each sentence of `claim` against all `passages`."""
     language = detect_language(" ".join(passages))
     return [features(sentence, list(passages), language) for sentence in split_sentences(claim) or [claim]]
 
 
-def weakest_sentence(claim: str, passages: Sequence[str]) -> dict[str, float]:
+def weakest_sentence(claim: str, passages: Sequence[str]) -> dict[str, float | None]:
     """Features of the claim's least covered sentence: the one that decides, used as a training row."""
-    return min(sentence_features(claim, passages), key=lambda values: values["coverage"])
+    return min(sentence_features(claim, passages), key=lambda values: values["coverage"] or 0.0)
 
 
 def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
 
 
-def predict(model: dict, row: Sequence[float]) -> float:
+def predict(model: dict, row: Sequence[float | None]) -> float:
     """Support probability of one feature row under a fitted logistic model (faith_fit)."""
     z = model["bias"] + sum(
-        w * (x - m) / s for w, x, m, s in zip(model["weights"], row, model["mean"], model["std"], strict=True)
+        w * (x - m) / s
+        for w, x, m, s in zip(model["weights"], row, model["mean"], model["std"], strict=True)
+        if x is not None  # a feature undefined for this input (see FEATURES) stays at its mean
     )
     return _sigmoid(z)
 
 
-def veto_factor(values: dict[str, float]) -> float:
+def veto_factor(values: dict[str, float | None]) -> float:
     """Product of the factors of every changed-fact detector that fires."""
     factor = 1.0
     for name, cut in VETOES.items():
-        if values[name] > 0:
+        if values[name]:
             factor *= cut
     return factor
 
 
-def score(model: dict, values: dict[str, float]) -> float:
+def score(model: dict, values: dict[str, float | None]) -> float:
     """Fitted support probability of one sentence, cut down by every veto that fires."""
     return predict(model, [values[name] for name in model["features"]]) * veto_factor(values)

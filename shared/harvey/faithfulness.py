@@ -3,20 +3,28 @@
 A claim is scored against the best-matching window of its cited passages (up to three consecutive
 sentences or statute items, or an item joined to its caput) with a logistic combination of evidence
 fitted on the OAB development pairs (`python -m harvey.faith_fit`, coefficients in
-`models/faith_lr.json`): IDF-weighted coverage of the claim's content stems, bigram (word order)
-coverage and claim length; then fixed vetoes for a changed fact cut the probability down.
+`models/faith_lr.json`): IDF-weighted coverage of the claim's content stems by that window, the
+claim's specificity (mean IDF of its stems: covering a generic claim proves little) and its length;
+then fixed vetoes for a changed fact cut the probability down.
 
-What it catches: numbers, values, percentages and deadlines absent from the cited text ("30 dias"
+What it can catch: numbers, values, percentages and deadlines absent from the cited text ("30 dias"
 against "15 dias", written or in digits), article/paragraph/inciso numbers not in the source, a
-flipped negation ("não", "vedado", "salvo", "sem"...), an added restrictive quantifier ("somente",
-"todos"), a mandatory/permissive modal swap ("deve" against "pode"), a handful of legal antonyms
-(ativo/passivo, absoluta/relativa, federal/estadual...), and clauses whose content words the
-sources do not contain.
+flipped negation ("não", "vedado", "salvo", "sem"...) against a unit the claim otherwise restates,
+an added restrictive quantifier ("somente", "todos", "exclusivo"), a mandatory/permissive modal swap
+("deve" against "pode"), a handful of legal antonyms (ativo/passivo, absoluta/relativa,
+federal/estadual...), and clauses whose content words the sources do not contain.
 What it cannot catch: paraphrase beyond shared stems (synonyms read as novelty, so faithful
-rewording scores lower), facts that need world knowledge or inference across passages, a wrong
-date written as a different but present number, entity/role swaps inside one passage ("A sued
-B" vs "B sued A" share every word), and subtle scope changes made with words it has no rule for.
-It is a screening signal that sends sentences to human review, not a proof of entailment.
+rewording scores lower), facts that need world knowledge, the facts of the case or inference across
+passages (many correct OAB options need the question stem), a claim that restates the source
+faithfully but answers a different question (OAB "EXCETO" distractors are verbatim incisos), a
+wrong date written as a different but present number, entity/role/body swaps inside one passage
+("A sued B" vs "B sued A", "Conselho Federal" vs "Seccional" when both occur; swapped quorums such
+as "dois terços" vs "maioria absoluta" when both occur), and subtle scope changes made with words it
+has no rule for. On faithfulness-oab it ranks a supported option above a distractor about 71% of
+the time (grouped CV AUC); semantic similarity from the bundled embedder, entity/quorum/scope swap
+detectors and a gradient-boosted combination were measured and did not pay for their cost
+(see `faith_fit`). It is a screening signal that sends sentences to human review, not a proof of
+entailment.
 """
 
 from __future__ import annotations
