@@ -91,6 +91,7 @@ def setup(env: dict[str, str]) -> tuple[str, float]:
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, cwd=ROOT,  # noqa: S603
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     result = json.loads(out.strip().splitlines()[-1])
+    print(f"  ingested {result['chunks']} chunks in {result['seconds']:.1f} s", file=sys.stderr)
     return result["key"], result["chunks"] / result["seconds"]
 
 

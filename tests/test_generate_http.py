@@ -68,6 +68,9 @@ def test_generate_returns_a_cited_draft_and_one_audit_row(client, indexed_tenant
         assert citation["source_id"] in indexed
         assert citation["excerpt"].split(" …")[0][:40] in _document_text(tenant.id, citation["source_id"])
     assert "## Referências" in body["document_md"] and "BRASIL." in body["document_md"]
+    reported = " ".join(s["text"] for s in body["faithfulness_report"]["sentences"])
+    assert "tarifa não contratada" not in reported  # the client's facts are not claims about the sources
+    assert any(s["citations"] and s["supported"] for s in body["faithfulness_report"]["sentences"])
     assert body["pii_report"]["input"]["by_type"].get("CPF") == 1
     assert "123.456.789-09" not in json.dumps(body["pii_report"])
     row = audit.get(tenant.id, body["run_id"])

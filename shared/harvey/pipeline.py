@@ -277,7 +277,7 @@ def _run_steps(
     revisions = 0
     while True:
         t = time.perf_counter()
-        report = faithfulness.assess(draft_md, by_number)
+        report = faithfulness.assess(prompts.claim_sections(draft_md), by_number)
         unknown = sorted({n for n in cited_numbers(draft_md) if n not in by_number})
         quality = score_quality(req, draft_md, report)
         unsupported = [s["text"] for s in report["sentences"] if s["citations"] and not s["supported"]]
@@ -304,7 +304,7 @@ def _run_steps(
 
     t = time.perf_counter()
     draft_md = strip_unknown_citations(draft_md, set(by_number)).rstrip() + "\n"
-    report = faithfulness.assess(draft_md, by_number)
+    report = faithfulness.assess(prompts.claim_sections(draft_md), by_number)
     cited = sorted(set(cited_numbers(draft_md)))
     citation_rows = [
         {

@@ -38,6 +38,14 @@ GROUNDS_SECTION = {
     "notificacao": "Do Direito",
 }
 
+# Sections that restate the request (addressing, parties, the client's facts, forum): they make no
+# claim about the sources, so the faithfulness check leaves them out.
+RESTATED_SECTIONS = frozenset(
+    {"Endereçamento", "Qualificação", "Dos Fatos", "Síntese da Inicial", "Relatório", "Partes",
+     "Notificante e Notificado", "Fecho", "Foro"}
+)  # fmt: skip
+_SECTION = re.compile(r"^##\s+(.+?)\s*$", re.MULTILINE)
+
 SYSTEM = (
     "Você é um advogado brasileiro experiente. Redija em português jurídico formal, em Markdown, "
     "com um título '## ' para cada seção pedida, na ordem dada. Fundamente cada afirmação jurídica "
@@ -119,3 +127,13 @@ def parse_draft_request(user_message: str) -> DraftRequest:
         parties=parties,
         sources=sources,
     )
+
+
+def claim_sections(draft_md: str) -> str:
+    """The draft without the sections that only restate the request."""
+    parts = _SECTION.split(draft_md)
+    kept = [parts[0]]
+    for title, body in zip(parts[1::2], parts[2::2], strict=True):
+        if title not in RESTATED_SECTIONS:
+            kept.append(f"## {title}\n{body}")
+    return "".join(kept)
