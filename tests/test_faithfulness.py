@@ -187,15 +187,17 @@ def test_assess_reports_bad_citation_uncited_claim_and_changed_fact():
     assert report["unsupported"] == 2
     assert report["uncited_claims"] == 1
     assert report["threshold"] == THRESHOLD
-    # mean support of the three cited sentences, scaled by 3 cited of 4 claims
+    # one supported claim out of four (three cited, one uncited)
+    assert report["score"] == 0.25
     cited = [good, missing, wrong]
-    assert report["score"] == pytest.approx(sum(s["support_score"] for s in cited) / 4, abs=1e-3)
+    assert report["mean_support"] == pytest.approx(sum(s["support_score"] for s in cited) / 3, abs=1e-3)
 
 
 def test_assess_of_structure_only_draft_scores_one():
     report = assess("# PETIÇÃO\n\nNestes termos, pede deferimento.\n", {})
     assert report == {
         "score": 1.0,
+        "mean_support": 0.0,
         "threshold": THRESHOLD,
         "sentences": [],
         "unsupported": 0,

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     qdrant_path: Path = Field(Path(".harvey/qdrant"), alias="QDRANT_PATH")
     qdrant_collection: str = Field("harvey_chunks", alias="HARVEY_COLLECTION")
     home: Path = Field(Path(".harvey"), alias="HARVEY_HOME")
+    db_timeout_s: float = Field(30.0, alias="HARVEY_DB_TIMEOUT_S")
 
     # Models
     llm_models: str = Field("harvey/extractive", alias="HARVEY_LLM_MODELS")

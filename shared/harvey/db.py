@@ -59,7 +59,7 @@ def connect_params(url: str) -> dict[str, Any]:
     params: dict[str, Any] = {
         "user": unquote(parsed.username or "postgres"),
         "database": unquote(parsed.path.lstrip("/") or "postgres"),
-        "timeout": 10,
+        "timeout": get_settings().db_timeout_s,
     }
     if parsed.password:
         params["password"] = unquote(parsed.password)
@@ -109,8 +109,20 @@ def query(sql: str, **params: Any) -> list[dict[str, Any]]:
     except (OSError, pg8000.native.InterfaceError) as exc:
         reset()
         raise DatabaseUnavailable(f"PostgreSQL connection lost: {exc}") from exc
+    except pg8000.native.DatabaseError as exc:
+        if _is_unavailable(exc):
+            reset()
+            raise DatabaseUnavailable(f"PostgreSQL is shutting down or unavailable: {exc}") from exc
+        raise
     columns = [c["name"] for c in con.columns or []]
     return [dict(zip(columns, row, strict=True)) for row in rows or []]
+
+
+def _is_unavailable(exc: Exception) -> bool:
+    """Admin shutdown, crash recovery or a connection failure reported by the server (SQLSTATE 57P0x, 08xxx)."""
+    details = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    code = str(details.get("C", ""))
+    return code.startswith("57P") or code.startswith("08")
 
 
 def one(sql: str, **params: Any) -> dict[str, Any] | None:

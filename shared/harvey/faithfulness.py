@@ -116,9 +116,10 @@ def assess(document_md: str, sources: Mapping[int, str]) -> dict:
     Every sentence carrying a citation is scored against the passages it cites; citing a number
     missing from `sources` makes the sentence unsupported with score 0. Sentences without a citation
     that are not structure (see `is_structure`) are reported with citations [], score 0 and
-    supported False, and counted in `uncited_claims`. The overall score is the mean support of cited
-    sentences scaled by the share of claims that cite anything — a draft grounding half its claims
-    cannot score above 0.5; a draft with no claims at all scores 1.
+    supported False, and counted in `uncited_claims`. The overall score is the share of claims that are
+    supported by what they cite (uncited claims count against it), so a lawyer can read 0.75 as
+    "three claims in four are backed"; `mean_support` is the mean score of the cited sentences.
+    A draft with no claims at all scores 1.
     """
     from harvey.faith_text import split_markdown
 
@@ -147,9 +148,10 @@ def assess(document_md: str, sources: Mapping[int, str]) -> dict:
             }
         )
     claims = len(cited_scores) + uncited
-    overall = sum(cited_scores) / claims if claims else 1.0
+    supported = sum(1 for s in report if s["supported"])
     return {
-        "score": round(overall, 4),
+        "score": round(supported / claims, 4) if claims else 1.0,
+        "mean_support": round(sum(cited_scores) / len(cited_scores), 4) if cited_scores else 0.0,
         "threshold": THRESHOLD,
         "sentences": report,
         "unsupported": sum(1 for s in report if s["citations"] and not s["supported"]),
