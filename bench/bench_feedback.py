@@ -68,9 +68,7 @@ def run() -> str:
 
     def http() -> None:
         for i in range(EVENTS):
-            response = client.post(
-                "/", data=json.dumps(body(run_id, i)), headers=auth, content_type="application/json"
-            )
+            response = client.post("/", data=json.dumps(body(run_id, i)), headers=auth, content_type="application/json")
             assert response.status_code == 201, response.get_data(as_text=True)
 
     def cloudevents() -> None:

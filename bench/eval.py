@@ -18,7 +18,10 @@ HARVEY = Path(sys.executable).parent / "harvey"
 RETRIEVAL_SETS = ("retrieval-juristcu", "retrieval-oab")
 FAITHFULNESS_SETS = ("faithfulness-oab", "faithfulness-faithbench")
 RETRIEVAL_TARGET = 1.15
-FAITHFULNESS_TARGETS = {"faithfulness-oab": ("auc", 0.80), "faithfulness-faithbench": ("balanced_accuracy", 0.56)}
+FAITHFULNESS_TARGETS = {
+    "faithfulness-oab": ("auc", 0.80),
+    "faithfulness-faithbench": ("balanced_accuracy", 0.56),
+}
 
 
 def harvey_json(*args: str) -> tuple[dict, float]:
@@ -77,7 +80,11 @@ def faithfulness_section(eval_dir: Path) -> list[str]:
             f"| {name} | {result['n']} | {result['auc']:.3f} | {result['balanced_accuracy']:.3f} | "
             f"{result['threshold']:.4f} | {result['baseline_lexical_auc']:.3f} | {key} ≥ {target} {met} |"
         )
-    lines += ["", "FaithBench (CC BY-NC-SA 4.0) is read in place for evaluation only; nothing is fitted on it.", ""]
+    lines += [
+        "",
+        "FaithBench (CC BY-NC-SA 4.0) is read in place for evaluation only; nothing is fitted on it.",
+        "",
+    ]
     return lines
 
 

@@ -162,10 +162,18 @@ def main() -> None:
                   file=sys.stderr)  # fmt: skip
         h = statistics.median(hello)
         rows.append(("hello-world function: process start → first 200", f"{h * 1000:.0f} ms"))
-        rows.append(("generate: process start → /healthz 200",
-                     f"{statistics.median(health) * 1000:.0f} ms ({statistics.median(health) / h:.2f}× hello)"))
-        rows.append(("generate: process start → first draft (offline model)",
-                     f"{statistics.median(first) * 1000:.0f} ms ({statistics.median(first) / h:.1f}× hello)"))
+        rows.append(
+            (
+                "generate: process start → /healthz 200",
+                f"{statistics.median(health) * 1000:.0f} ms ({statistics.median(health) / h:.2f}× hello)",
+            )
+        )
+        rows.append(
+            (
+                "generate: process start → first draft (offline model)",
+                f"{statistics.median(first) * 1000:.0f} ms ({statistics.median(first) / h:.1f}× hello)",
+            )
+        )
 
         print("warm latency…", file=sys.stderr)
         process, url, started = serve("generate", ROOT / "functions/generate/main.py", env)
@@ -178,15 +186,27 @@ def main() -> None:
             total.append(time.perf_counter() - began)
             model.append(json.loads(body)["timings_ms"]["model"] / 1000)
         stop(process)
-        rows.append(("warm generate latency p50 / p95 (client-side)",
-                     f"{statistics.median(total) * 1000:.0f} / {percentile(total, 0.95) * 1000:.0f} ms"))
-        rows.append(("  of which in the model (p50 / p95)",
-                     f"{statistics.median(model) * 1000:.0f} / {percentile(model, 0.95) * 1000:.0f} ms"))
+        rows.append(
+            (
+                "warm generate latency p50 / p95 (client-side)",
+                f"{statistics.median(total) * 1000:.0f} / {percentile(total, 0.95) * 1000:.0f} ms",
+            )
+        )
+        rows.append(
+            (
+                "  of which in the model (p50 / p95)",
+                f"{statistics.median(model) * 1000:.0f} / {percentile(model, 0.95) * 1000:.0f} ms",
+            )
+        )
 
         print("ingest throughput…", file=sys.stderr)
         rates = ingest_rate(env, args.runs)
-        rows.append(("ingest into the embedded index (demo corpus)",
-                     f"{statistics.median(rates):.0f} chunks/s (min {min(rates):.0f}, max {max(rates):.0f})"))
+        rows.append(
+            (
+                "ingest into the embedded index (demo corpus)",
+                f"{statistics.median(rates):.0f} chunks/s (min {min(rates):.0f}, max {max(rates):.0f})",
+            )
+        )
 
         extra = []
         for script in ("bench_retrieval.py", "bench_feedback.py", "bench_retention.py"):

@@ -21,7 +21,6 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
 def _admin():
     import pg8000.native
-
     from harvey.db import connect_params
 
     return pg8000.native.Connection(**connect_params(BASE_DATABASE_URL))

@@ -70,9 +70,7 @@ def test_sync_runs_are_stored_too_and_runs_are_tenant_scoped(client, firm, make_
                            headers={"Authorization": f"Bearer {key}"})  # fmt: skip
     run_id = response.get_json()["run_id"]
     mine = status(client, key, run_id).get_json()
-    assert (
-        mine["status"] == "succeeded" and mine["result"]["document_md"] == response.get_json()["document_md"]
-    )
+    assert mine["status"] == "succeeded" and mine["result"]["document_md"] == response.get_json()["document_md"]
     assert status(client, other_key, run_id).status_code == 404
     assert status(client, key, str(uuid.uuid4())).status_code == 404
     assert status(client, key, "not-a-uuid").status_code == 404
@@ -124,9 +122,7 @@ def test_redelivery_while_running_is_409_and_a_dead_holder_is_taken_over(client,
     runs.create(tenant, job, run_id=run_id, origin="event", status="running")
     headers, body = to_binary(event)
     assert client.post("/", data=body, headers=dict(headers)).status_code == 409
-    db.query(
-        "UPDATE runs SET lease_until = now() - interval '1 second' WHERE run_id = CAST(:r AS uuid)", r=run_id
-    )
+    db.query("UPDATE runs SET lease_until = now() - interval '1 second' WHERE run_id = CAST(:r AS uuid)", r=run_id)
     taken = client.post("/", data=body, headers=dict(headers))
     assert taken.status_code == 200 and taken.headers["X-Harvey-Run-Status"] == "succeeded"
 

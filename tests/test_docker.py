@@ -27,9 +27,7 @@ def test_hadolint_clean() -> None:
 def test_dockerfile_shape() -> None:
     text = DOCKERFILE.read_text()
     stages = re.findall(r"^FROM \S+ AS (\S+)$", text, flags=re.M)
-    assert stages == ["builder", "base", "development", "production"], (
-        "production must stay the default target"
-    )
+    assert stages == ["builder", "base", "development", "production"], "production must stay the default target"
     assert "ARG FUNCTION_TARGET" in text
     assert "FUNCTION_SOURCE=functions/${FUNCTION_TARGET}/main.py" in text
     assert re.search(r"^USER 10001:10001$", text, flags=re.M)

@@ -32,9 +32,12 @@ def test_reader_and_gold_construction():
     assert len(sentences) == 4
     assert sentences[1].tokens[4:7] == ("11.222.333", "/", "0001-81")
     golds = [eval_pii.gold_cpf_cnpj(s) for s in sentences]
-    assert [
-        [text for text in (s.text[a:b] for a, b, _ in g)] for s, g in zip(sentences, golds, strict=True)
-    ] == [["529.982.247-25"], ["11.222.333 / 0001-81"], ["5299 8224 725"], []]
+    assert [[text for text in (s.text[a:b] for a, b, _ in g)] for s, g in zip(sentences, golds, strict=True)] == [
+        ["529.982.247-25"],
+        ["11.222.333 / 0001-81"],
+        ["5299 8224 725"],
+        [],
+    ]
     assert [s.text[a:b] for s in sentences for a, b in sorted(eval_pii.person_spans(s))] == [
         "João da Silva",
         "Maria Souza",

@@ -49,9 +49,7 @@ def test_changed_fact_is_unsupported_and_scores_below_the_faithful_claim(claim):
 
 def test_right_article_number_keeps_support():
     assert (
-        support_score(
-            "Nos termos do art. 335, o réu poderá oferecer contestação no prazo de 15 dias.", [ART_335]
-        )
+        support_score("Nos termos do art. 335, o réu poderá oferecer contestação no prazo de 15 dias.", [ART_335])
         >= THRESHOLD
     )
 
@@ -64,9 +62,7 @@ def test_claim_is_checked_against_the_matching_inciso_not_the_whole_article():
 
 def test_scrambled_vocabulary_scores_below_the_faithful_claim():
     # word order only lowers the score (bigram coverage); role swaps are a documented blind spot
-    shuffled = (
-        "O advogado poderá oferecer a audiência de conciliação ao réu por petição no território nacional."
-    )
+    shuffled = "O advogado poderá oferecer a audiência de conciliação ao réu por petição no território nacional."
     assert support_score(shuffled, [ART_335, ART_7]) < support_score(FAITHFUL, [ART_335, ART_7])
 
 
@@ -206,9 +202,7 @@ def test_assess_of_structure_only_draft_scores_one():
 
 
 def test_import_is_cheap():
-    code = (
-        "import sys, harvey.faithfulness; print(any(m in sys.modules for m in ('Stemmer', 'numpy', 'click')))"
-    )
+    code = "import sys, harvey.faithfulness; print(any(m in sys.modules for m in ('Stemmer', 'numpy', 'click')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

@@ -53,9 +53,7 @@ def post(client, key, body, **headers):
 
 
 def rows(tenant_id: str) -> int:
-    return db.one(
-        "SELECT count(*) AS n FROM feedback_events WHERE tenant_id = CAST(:t AS uuid)", t=tenant_id
-    )["n"]
+    return db.one("SELECT count(*) AS n FROM feedback_events WHERE tenant_id = CAST(:t AS uuid)", t=tenant_id)["n"]
 
 
 def test_post_stores_one_row_and_returns_201(client, make_tenant):
@@ -73,9 +71,7 @@ def test_post_stores_one_row_and_returns_201(client, make_tenant):
     }
     response = post(client, key, body)
     assert response.status_code == 201, response.get_data(as_text=True)
-    stored = db.one(
-        "SELECT * FROM feedback_events WHERE id = CAST(:id AS uuid)", id=response.get_json()["id"]
-    )
+    stored = db.one("SELECT * FROM feedback_events WHERE id = CAST(:id AS uuid)", id=response.get_json()["id"])
     assert stored["tenant_id"] == uuid.UUID(tenant.id) and stored["rating"] == -1
     assert stored["missing_sources"] == [{"raw": "CDC art. 42", "class": "lei", "relevance_score": 0.9}]
     assert stored["error_spans"][0]["label"] == "titulo"
@@ -100,16 +96,10 @@ def test_same_idempotency_key_in_two_tenants_is_two_rows(client, make_tenant):
     a, key_a = make_tenant()
     b, key_b = make_tenant()
     assert (
-        post(
-            client, key_a, {"run_id": finished_run(a), "rating": 0}, **{"Idempotency-Key": "same"}
-        ).status_code
-        == 201
+        post(client, key_a, {"run_id": finished_run(a), "rating": 0}, **{"Idempotency-Key": "same"}).status_code == 201
     )
     assert (
-        post(
-            client, key_b, {"run_id": finished_run(b), "rating": 0}, **{"Idempotency-Key": "same"}
-        ).status_code
-        == 201
+        post(client, key_b, {"run_id": finished_run(b), "rating": 0}, **{"Idempotency-Key": "same"}).status_code == 201
     )
 
 
@@ -119,10 +109,7 @@ def test_another_tenants_run_is_404_like_a_missing_one(client, make_tenant):
     theirs = post(client, other_key, {"run_id": finished_run(owner), "rating": 1})
     missing = post(client, other_key, {"run_id": str(uuid.uuid4()), "rating": 1})
     assert theirs.status_code == missing.status_code == 404
-    assert (
-        theirs.get_json()["error"]["message"].split()[0:2]
-        == missing.get_json()["error"]["message"].split()[0:2]
-    )
+    assert theirs.get_json()["error"]["message"].split()[0:2] == missing.get_json()["error"]["message"].split()[0:2]
     assert rows(owner.id) == 0
 
 
@@ -158,9 +145,7 @@ def test_malformed_json_and_missing_key(client, make_tenant):
 def test_feedback_on_a_running_run_is_409(client, make_tenant):
     tenant, key = make_tenant()
     run_id = str(uuid.uuid4())
-    runs.create(
-        tenant, GenerateInput(doc_type="parecer", task="Parecer sobre prazo"), run_id=run_id, origin="async"
-    )
+    runs.create(tenant, GenerateInput(doc_type="parecer", task="Parecer sobre prazo"), run_id=run_id, origin="async")
     assert post(client, key, {"run_id": run_id, "rating": 1}).status_code == 409
 
 
@@ -200,9 +185,7 @@ def test_cloudevent_before_its_run_exists_is_retried_then_taken(client, make_ten
     assert _deliver(client, early).status_code == 404
     runs.create(tenant, GenerateInput(doc_type="parecer", task="Parecer"), run_id=run_id, origin="event")
     assert _deliver(client, early).status_code == 409  # still running: retry later
-    db.query(
-        "UPDATE runs SET status = 'succeeded', document_chars = 10 WHERE run_id = CAST(:r AS uuid)", r=run_id
-    )
+    db.query("UPDATE runs SET status = 'succeeded', document_chars = 10 WHERE run_id = CAST(:r AS uuid)", r=run_id)
     assert _deliver(client, early).status_code == 201
     assert _deliver(client, early).status_code == 200
     assert rows(tenant.id) == 1
@@ -219,9 +202,7 @@ def test_cloudevent_before_its_run_exists_is_retried_then_taken(client, make_ten
 def test_cloudevent_that_can_never_succeed_is_400(client, make_tenant, data, field):
     tenant, _ = make_tenant()
     event = _event(tenant.id, {"run_id": finished_run(tenant), "rating": 1})
-    event = CloudEvent(
-        {"type": event["type"], "source": event["source"], "id": event["id"]}, {**event.data, **data}
-    )
+    event = CloudEvent({"type": event["type"], "source": event["source"], "id": event["id"]}, {**event.data, **data})
     response = _deliver(client, event)
     assert response.status_code == 400 and response.get_json()["error"]["field"] == field
 
@@ -264,9 +245,7 @@ def test_summary_and_analytics_are_tenant_scoped(client, make_tenant):
             "missing_sources": [{"raw": "CDC art. 42", "class": "lei"}],
         },
     )
-    post(
-        client, key, {"run_id": run_id, "rating": 1, "error_spans": [{"start": 4, "end": 9, "label": "fato"}]}
-    )
+    post(client, key, {"run_id": run_id, "rating": 1, "error_spans": [{"start": 4, "end": 9, "label": "fato"}]})
     post(client, key, {"run_id": parecer, "rating": 0})
     summary = client.get(f"/runs/{run_id}/summary", headers={"Authorization": f"Bearer {key}"}).get_json()
     assert summary["count"] == 2 and summary["mean_rating"] == 0.0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from harvey import audit, db, tenants
+
 from tests.support.fake_openai import FakeOpenAI
 
 VALID = {
@@ -83,6 +83,7 @@ def test_generate_returns_a_cited_draft_and_one_audit_row(client, indexed_tenant
 
 def _document_text(tenant_id: str, document_id: str) -> str:
     from harvey.ingest import read_path
+
     from tests.conftest import DEMO_CORPUS
 
     doc = next(d for d in read_path(DEMO_CORPUS / "legislacao.jsonl") if d.document_id == document_id)

@@ -297,16 +297,10 @@ def test_network_policies_and_no_rbac() -> None:
     deny = policies["default-deny"]["spec"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     ingress_ports = {
-        p["port"]
-        for pol in policies.values()
-        for rule in pol["spec"].get("ingress", [])
-        for p in rule["ports"]
+        p["port"] for pol in policies.values() for rule in pol["spec"].get("ingress", []) for p in rule["ports"]
     }
     egress_ports = {
-        p["port"]
-        for pol in policies.values()
-        for rule in pol["spec"].get("egress", [])
-        for p in rule["ports"]
+        p["port"] for pol in policies.values() for rule in pol["spec"].get("egress", []) for p in rule["ports"]
     }
     assert ingress_ports == {8012, 8013, 8022, 9090, 9091, 8080}
     assert egress_ports == {53, 5432, 6379, 6333, 6334, 443, 8080}

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from harvey import llm, prompts
+
 from tests.support.fake_openai import FakeOpenAI
 
 

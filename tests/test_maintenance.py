@@ -23,12 +23,9 @@ def write_chain(tenant_id: str, ages_days: list[float]) -> list[dict]:
     for age in ages_days:
         when = datetime.now(UTC) - timedelta(days=age)
         last = db.one(
-            "SELECT seq, row_hash FROM run_audit WHERE tenant_id = CAST(:t AS uuid) ORDER BY seq DESC "
-            "LIMIT 1",
+            "SELECT seq, row_hash FROM run_audit WHERE tenant_id = CAST(:t AS uuid) ORDER BY seq DESC LIMIT 1",
             t=tenant_id,
-        ) or db.one(
-            "SELECT seq, row_hash FROM audit_checkpoints WHERE tenant_id = CAST(:t AS uuid)", t=tenant_id
-        )
+        ) or db.one("SELECT seq, row_hash FROM audit_checkpoints WHERE tenant_id = CAST(:t AS uuid)", t=tenant_id)
         record = audit.RunRecord(
             run_id=str(uuid.uuid4()), tenant_id=tenant_id, task="tarefa", prompt_version="t",
             input_hash="a" * 64,
@@ -125,9 +122,7 @@ def test_keep_policy_keeps_feedback_of_pruned_runs(make_tenant):
 def test_a_tampered_old_row_is_caught_and_never_pruned_away(make_tenant):
     tenant, _ = make_tenant()
     rows = write_chain(tenant.id, [9 * YEAR, 8 * YEAR, 7.5 * YEAR, 1])
-    db.query(
-        "UPDATE run_audit SET task = 'forjado' WHERE run_id = CAST(:r AS uuid)", r=str(rows[1]["run_id"])
-    )
+    db.query("UPDATE run_audit SET task = 'forjado' WHERE run_id = CAST(:r AS uuid)", r=str(rows[1]["run_id"]))
     result = maintenance.run("retention", scoped(tenant))
     assert result["audit_rows_deleted"] == 1  # only the intact row before the tampered one
     assert result["blocked"] == [{"tenant_id": tenant.id, "seq": 2, "problem": "altered"}]
@@ -304,9 +299,7 @@ def test_cli_run_prints_json_and_rejects_unknown_tasks(make_tenant):
 
     tenant, _ = make_tenant()
     temp_rows(tenant.id, [40, 1])
-    result = CliRunner().invoke(
-        main, ["maintenance", "run", "retention", "--dry-run", "--tenant", tenant.name]
-    )
+    result = CliRunner().invoke(main, ["maintenance", "run", "retention", "--dry-run", "--tenant", tenant.name])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["would_delete"]["temp_data"] == 1
     assert CliRunner().invoke(main, ["maintenance", "run", "defrag"]).exit_code == 2

@@ -77,9 +77,7 @@ def test_restart_mid_batch_loses_nothing_and_repeats_nothing(private_pg, monkeyp
     worker.start()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # restart once pruning is well under way
-        checkpoint = db.one(
-            "SELECT seq FROM audit_checkpoints WHERE tenant_id = CAST(:t AS uuid)", t=tenant.id
-        )
+        checkpoint = db.one("SELECT seq FROM audit_checkpoints WHERE tenant_id = CAST(:t AS uuid)", t=tenant.id)
         if checkpoint and checkpoint["seq"] >= 200:
             break
         time.sleep(0.005)
@@ -91,9 +89,7 @@ def test_restart_mid_batch_loses_nothing_and_repeats_nothing(private_pg, monkeyp
     # Right after the crash: the chain is still provable and every row past the checkpoint is there.
     cut = db.one("SELECT seq FROM audit_checkpoints WHERE tenant_id = CAST(:t AS uuid)", t=tenant.id)["seq"]
     assert 200 <= cut < OLD and cut % 20 == 0  # whole batches only
-    remaining = db.query(
-        "SELECT seq FROM run_audit WHERE tenant_id = CAST(:t AS uuid) ORDER BY seq", t=tenant.id
-    )
+    remaining = db.query("SELECT seq FROM run_audit WHERE tenant_id = CAST(:t AS uuid) ORDER BY seq", t=tenant.id)
     assert [r["seq"] for r in remaining] == list(range(cut + 1, OLD + YOUNG + 1))
     assert audit.verify(tenant.id).ok
 
@@ -101,9 +97,7 @@ def test_restart_mid_batch_loses_nothing_and_repeats_nothing(private_pg, monkeyp
     assert result["complete"] and result["audit_rows_deleted"] == OLD - cut  # nothing pruned twice
     left = db.query("SELECT seq FROM run_audit WHERE tenant_id = CAST(:t AS uuid) ORDER BY seq", t=tenant.id)
     assert [r["seq"] for r in left] == list(range(OLD + 1, OLD + YOUNG + 1))
-    checkpoint = db.one(
-        "SELECT seq, row_hash FROM audit_checkpoints WHERE tenant_id = CAST(:t AS uuid)", t=tenant.id
-    )
+    checkpoint = db.one("SELECT seq, row_hash FROM audit_checkpoints WHERE tenant_id = CAST(:t AS uuid)", t=tenant.id)
     assert (checkpoint["seq"], checkpoint["row_hash"]) == (OLD, rows[OLD - 1]["row_hash"])
     assert audit.verify(tenant.id).ok
     temp = db.one("SELECT count(*) AS n, min(created_at) > now() - interval '2 days' AS young FROM temp_data")

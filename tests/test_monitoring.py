@@ -43,9 +43,7 @@ def github_anchor(heading: str) -> str:
 
 
 def runbook_anchors() -> set[str]:
-    return {
-        github_anchor(line.lstrip("#")) for line in RUNBOOK.read_text().splitlines() if line.startswith("#")
-    }
+    return {github_anchor(line.lstrip("#")) for line in RUNBOOK.read_text().splitlines() if line.startswith("#")}
 
 
 def test_rules_pass_promtool_check() -> None:
@@ -121,10 +119,7 @@ def sanitize(name: str) -> str:
 
 def test_pod_discovery_keeps_only_the_function_container() -> None:
     """Feed the relabelling the targets Kubernetes SD makes for a Knative pod of each rendered Service."""
-    jobs = {
-        job["job_name"]: job
-        for job in yaml.safe_load((PROM / "prometheus.yml").read_text())["scrape_configs"]
-    }
+    jobs = {job["job_name"]: job for job in yaml.safe_load((PROM / "prometheus.yml").read_text())["scrape_configs"]}
     relabel_configs = jobs["harvey-functions"]["relabel_configs"]
     for path in (ROOT / "knative" / "base").glob("*.yaml"):
         for doc in yaml.safe_load_all(path.read_text()):
@@ -142,10 +137,7 @@ def test_pod_discovery_keeps_only_the_function_container() -> None:
                 "__meta_kubernetes_pod_ip": "10.1.2.3",
                 "__meta_kubernetes_pod_phase": "Running",
                 **{f"__meta_kubernetes_pod_label_{sanitize(k)}": v for k, v in pod_labels.items()},
-                **{
-                    f"__meta_kubernetes_pod_annotation_{sanitize(k)}": v
-                    for k, v in meta["annotations"].items()
-                },
+                **{f"__meta_kubernetes_pod_annotation_{sanitize(k)}": v for k, v in meta["annotations"].items()},
             }
             ports = [("user-container", 8080), *[("queue-proxy", p) for p in (8012, 8022, 9090, 9091)]]
             targets = [

@@ -215,7 +215,5 @@ def test_names_are_not_detected_unless_asked():
 
 
 def test_name_model_leaves_institutions_alone():
-    types = {
-        m.type for m in detect("O Supremo Tribunal Federal e o Ministério Público da União.", names=True)
-    }
+    types = {m.type for m in detect("O Supremo Tribunal Federal e o Ministério Público da União.", names=True)}
     assert "PERSON" not in types

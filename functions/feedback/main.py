@@ -14,31 +14,28 @@ and 503 retry.
 
 from __future__ import annotations
 
-import uuid
-
 import functions_framework
 from flask import Request, Response
 from harvey import feedback as library
 from harvey import logs
 from harvey.config import get_settings
-from harvey.http import ApiError, bearer_tenant, endpoint, json_response, read_json
+from harvey.http import (
+    ApiError,
+    bearer_tenant,
+    endpoint,
+    event_tenant,
+    inbound_event,
+    json_response,
+    read_json,
+    store_checks,
+)
 
 logs.setup(get_settings().log_level)
 EVENT_SUBMITTED = "com.harvey.feedback.submitted"
 
 
-def _checks() -> dict[str, str]:
-    from harvey import db
-
-    try:
-        db.ping()
-        return {"postgres": "ok"}
-    except Exception as exc:  # noqa: BLE001 - reported, not raised
-        return {"postgres": f"error: {exc}"}
-
-
 @functions_framework.http
-@endpoint("feedback", checks=_checks)
+@endpoint("feedback", checks=store_checks("postgres"))
 def feedback(request: Request) -> Response:
     from harvey import cloudevents_in
     from harvey.db import DatabaseUnavailable
@@ -81,22 +78,11 @@ def _submit(request: Request) -> Response:
 
 
 def _event(request: Request) -> Response:
-    from harvey import cloudevents_in, tenants
+    from harvey import cloudevents_in
 
-    try:
-        event = cloudevents_in.parse(request, get_settings().max_request_bytes)
-    except cloudevents_in.InvalidEvent as exc:
-        raise ApiError(400, str(exc), field=exc.field) from exc
-    if event.type != EVENT_SUBMITTED:
-        raise ApiError(400, f"event type {event.type!r} is not handled here (expected {EVENT_SUBMITTED})",
-                       field="type")  # fmt: skip
+    event = inbound_event(request, (EVENT_SUBMITTED,))
     body = dict(event.data)
-    tenant_id = body.pop("tenant_id", None)
-    try:
-        uuid.UUID(str(tenant_id))
-        tenant = tenants.by_id(str(tenant_id))
-    except (ValueError, tenants.UnknownTenant) as exc:
-        raise ApiError(400, "'tenant_id' must name an existing tenant", field="tenant_id") from exc
+    tenant = event_tenant(body)
     stored = library.record(tenant.id, body, dedupe_key=f"ce:{event.source} {event.id}")
     duplicate = "false" if stored.created else "true"
     return cloudevents_in.ack(201 if stored.created else 200, feedback_id=stored.id, duplicate=duplicate)

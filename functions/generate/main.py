@@ -21,7 +21,16 @@ import functions_framework
 from flask import Request, Response
 from harvey import logs, warmup
 from harvey.config import get_settings
-from harvey.http import ApiError, bearer_tenant, endpoint, json_response, read_json
+from harvey.http import (
+    ApiError,
+    bearer_tenant,
+    endpoint,
+    event_tenant,
+    inbound_event,
+    json_response,
+    read_json,
+    store_checks,
+)
 from pydantic import ValidationError
 
 logs.setup(get_settings().log_level)
@@ -40,22 +49,8 @@ def _warm_llm() -> None:
     llm.load()
 
 
-def _checks() -> dict[str, str]:
-    from harvey import db
-    from harvey.retrieval import open_index
-
-    results = {}
-    for name, check in (("postgres", db.ping), ("qdrant", lambda: open_index().ping())):
-        try:
-            check()
-            results[name] = "ok"
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
-            results[name] = f"error: {exc}"
-    return results
-
-
 @functions_framework.http
-@endpoint("generate", checks=_checks)
+@endpoint("generate", checks=store_checks("postgres", "qdrant"))
 def generate(request: Request) -> Response:
     from harvey import cloudevents_in
     from harvey.db import DatabaseUnavailable
@@ -99,9 +94,7 @@ def _generate(request: Request) -> Response:
         runs.create(tenant, job, run_id=run_id, origin="async")
         runs.execute_in_background(tenant, job, run_id)
         headers = {"Location": f"/runs/{run_id}", "Preference-Applied": "respond-async"}
-        return json_response(
-            {"run_id": run_id, "status": "queued", "location": f"/runs/{run_id}"}, 202, headers
-        )
+        return json_response({"run_id": run_id, "status": "queued", "location": f"/runs/{run_id}"}, 202, headers)
     runs.create(tenant, job, run_id=run_id, origin="sync")
     try:
         result = runs.execute(tenant, job, run_id)
@@ -123,22 +116,11 @@ def _event(request: Request) -> Response:
     """com.harvey.generate.requested: 200 (empty body, `X-Harvey-Run-Id`) once the run is final — a
     failed run is final too: it is audited under its run_id; send a new event to try again — and
     409 while another delivery runs it."""
-    from harvey import cloudevents_in, pipeline, runs, tenants
+    from harvey import pipeline, runs
 
-    try:
-        event = cloudevents_in.parse(request, get_settings().max_request_bytes)
-    except cloudevents_in.InvalidEvent as exc:
-        raise ApiError(400, str(exc), field=exc.field) from exc
-    if event.type != EVENT_REQUESTED:
-        raise ApiError(400, f"event type {event.type!r} is not handled here (expected {EVENT_REQUESTED})",
-                       field="type")  # fmt: skip
+    event = inbound_event(request, (EVENT_REQUESTED,))
     body = dict(event.data)
-    tenant_id = body.pop("tenant_id", None)
-    try:
-        uuid.UUID(str(tenant_id))
-        tenant = tenants.by_id(str(tenant_id))
-    except (ValueError, tenants.UnknownTenant) as exc:
-        raise ApiError(400, "'tenant_id' must name an existing tenant", field="tenant_id") from exc
+    tenant = event_tenant(body)
     job = _job(body, f"ce:{event.id}")
     run_id = runs.run_id_for_event(event.source, event.id)
     if not runs.create(tenant, job, run_id=run_id, origin="event", status="running"):

@@ -21,7 +21,7 @@ from flask import Request, Response
 from harvey import logs
 from harvey import maintenance as tasks
 from harvey.config import get_settings
-from harvey.http import ApiError, endpoint
+from harvey.http import ApiError, endpoint, inbound_event, store_checks
 
 logs.setup(get_settings().log_level)
 log = logging.getLogger("harvey.maintenance")
@@ -29,18 +29,8 @@ EVENT_TYPES = ("dev.knative.sources.ping", "com.harvey.maintenance.requested")
 LEASE_S = 3600
 
 
-def _checks() -> dict[str, str]:
-    from harvey import db
-
-    try:
-        db.ping()
-        return {"postgres": "ok"}
-    except Exception as exc:  # noqa: BLE001 - reported, not raised
-        return {"postgres": f"error: {exc}"}
-
-
 @functions_framework.http
-@endpoint("maintenance", checks=_checks)
+@endpoint("maintenance", checks=store_checks("postgres"))
 def maintenance(request: Request) -> Response:
     from harvey import cloudevents_in
     from harvey.db import DatabaseUnavailable
@@ -51,12 +41,7 @@ def maintenance(request: Request) -> Response:
         raise ApiError(405, "POST a CloudEvent to / to run a maintenance task")
     if not cloudevents_in.is_cloudevent(request):
         raise ApiError(400, "expected a CloudEvent (binary or structured mode)", field="body")
-    try:
-        event = cloudevents_in.parse(request, get_settings().max_request_bytes)
-    except cloudevents_in.InvalidEvent as exc:
-        raise ApiError(400, str(exc), field=exc.field) from exc
-    if event.type not in EVENT_TYPES:
-        raise ApiError(400, f"event type {event.type!r} is not handled here", field="type")
+    event = inbound_event(request, EVENT_TYPES)
     try:
         task, params = tasks.params_from(event.data)
         return _run_once(event, task, params)

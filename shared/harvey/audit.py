@@ -96,8 +96,7 @@ def write(record: RunRecord) -> dict[str, Any]:
         if existing:
             return existing
         last = db.one(
-            "SELECT seq, row_hash FROM run_audit WHERE tenant_id = CAST(:tenant AS uuid) "
-            "ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, row_hash FROM run_audit WHERE tenant_id = CAST(:tenant AS uuid) ORDER BY seq DESC LIMIT 1",
             tenant=record.tenant_id,
         ) or db.one(
             "SELECT seq, row_hash FROM audit_checkpoints WHERE tenant_id = CAST(:tenant AS uuid)",
@@ -111,9 +110,7 @@ def write(record: RunRecord) -> dict[str, Any]:
             row[name] = row[name].astimezone(UTC)
         row["row_hash"] = row_hash(row)
         columns = list(HASHED_FIELDS) + ["row_hash"]
-        values = ", ".join(
-            f"CAST(:{c} AS jsonb)" if c in _JSON_FIELDS else f":{c}" for c in columns
-        )
+        values = ", ".join(f"CAST(:{c} AS jsonb)" if c in _JSON_FIELDS else f":{c}" for c in columns)
         params = {c: (db.jsonb(row[c]) if c in _JSON_FIELDS else row[c]) for c in columns}
         db.query(f"INSERT INTO run_audit ({', '.join(columns)}) VALUES ({values})", **params)  # noqa: S608
     return row
@@ -146,7 +143,8 @@ def verify(tenant_id: str, batch: int = 1000) -> ChainReport:
     """Walk the tenant's chain from its checkpoint; report altered, missing or re-ordered rows."""
     report = ChainReport(tenant_id)
     checkpoint = db.one(
-        "SELECT seq, row_hash FROM audit_checkpoints WHERE tenant_id = CAST(:tenant AS uuid)", tenant=tenant_id
+        "SELECT seq, row_hash FROM audit_checkpoints WHERE tenant_id = CAST(:tenant AS uuid)",
+        tenant=tenant_id,
     )
     expected_seq = checkpoint["seq"] + 1 if checkpoint else 1
     expected_prev = checkpoint["row_hash"] if checkpoint else GENESIS
@@ -160,9 +158,7 @@ def verify(tenant_id: str, batch: int = 1000) -> ChainReport:
         )
         for row in rows:
             if row["seq"] != expected_seq:
-                report.problems.append(
-                    {"problem": "missing", "seq_from": expected_seq, "seq_to": row["seq"] - 1}
-                )
+                report.problems.append({"problem": "missing", "seq_from": expected_seq, "seq_to": row["seq"] - 1})
             if row["prev_hash"] != expected_prev:
                 report.problems.append({"problem": "broken_link", "seq": row["seq"], "run_id": str(row["run_id"])})
             if row_hash(row) != row["row_hash"]:

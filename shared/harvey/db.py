@@ -11,7 +11,7 @@ import json
 import threading
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -93,10 +93,8 @@ def reset() -> None:
     con = getattr(_local, "con", None)
     _local.con = None
     if con is not None:
-        try:
+        with suppress(Exception):  # already broken: nothing to save
             con.close()
-        except Exception:  # noqa: BLE001 - already broken, nothing to save
-            pass
 
 
 def query(sql: str, **params: Any) -> list[dict[str, Any]]:

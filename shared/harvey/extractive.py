@@ -25,7 +25,9 @@ _CLAUSE_SPLIT = re.compile(r"(?<=[.;:])\s+(?=[A-ZÁÉÍÓÚÂÊÔÃÕÇ§0-9])|\
 # A line break only separates units before a legal marker (inciso, §, alínea, Art.) or a blank line;
 # elsewhere it is the hard wrap of a paragraph.
 _SOFT_BREAK = re.compile(r"\n(?!\s*\n|\s*(?:[IVXLC]+\s*[-–]|§|Parágrafo|[a-z]\)|Art\.))")
-_UNIT_MARKER = re.compile(r"^(?:Art\.\s*\d+[º°o]?(?:-[A-Z])?\s*[-–.]?|[IVXLC]+\s*[-–]|§\s*\d+[º°o]?|Parágrafo único\.?|[a-z]\))\s*")
+_UNIT_MARKER = re.compile(
+    r"^(?:Art\.\s*\d+[º°o]?(?:-[A-Z])?\s*[-–.]?|[IVXLC]+\s*[-–]|§\s*\d+[º°o]?|Parágrafo único\.?|[a-z]\))\s*"
+)
 
 
 def _terms(text: str) -> set[str]:
@@ -45,9 +47,7 @@ def _best_sentences(source: Source, query: set[str], limit: int) -> list[str]:
     # A clause ending in ":" only introduces a list; alone it reads as a broken sentence.
     clauses = [_clean(c) for c in _CLAUSE_SPLIT.split(text) if not c.rstrip().endswith(":")]
     clauses = [c for c in clauses if len(c) >= 25 and not c.startswith("#") and "revogad" not in c.lower()[:40]]
-    ranked = sorted(
-        range(len(clauses)), key=lambda i: (-len(_terms(clauses[i]) & query), i)
-    )[:limit]
+    ranked = sorted(range(len(clauses)), key=lambda i: (-len(_terms(clauses[i]) & query), i))[:limit]
     return [clauses[i] for i in sorted(ranked)]
 
 
@@ -64,7 +64,9 @@ def _grounds(req: DraftRequest) -> list[str]:
                 text = text.rstrip(",;:") + "."
             paragraphs.append(f"Conforme o {source.label}: {text} [{source.n}]")
     if not paragraphs:
-        paragraphs.append("As fontes disponíveis não bastam para fundamentar o pedido; recomenda-se pesquisa adicional.")
+        paragraphs.append(
+            "As fontes disponíveis não bastam para fundamentar o pedido; recomenda-se pesquisa adicional."
+        )
     return paragraphs
 
 
@@ -80,11 +82,14 @@ def _section_body(req: DraftRequest, section: str) -> list[str]:
     author = _party(req, "autor", "requerente", "contratante", "notificante", "consulente", default="[AUTOR]")
     defendant = _party(req, "réu", "reu", "requerido", "contratada", "notificado", default="[RÉU]")
     task = req.task.rstrip(".")
+    task_clause = task[0].lower() + task[1:] if task else ""
     facts = req.facts.strip() or "Os fatos serão detalhados com a documentação anexa."
     if section == GROUNDS_SECTION[req.doc_type]:
         return _grounds(req)
     bodies = {
-        "Endereçamento": ["EXCELENTÍSSIMO(A) SENHOR(A) DOUTOR(A) JUIZ(A) DE DIREITO DA ___ VARA CÍVEL DA COMARCA DE ___"],
+        "Endereçamento": [
+            "EXCELENTÍSSIMO(A) SENHOR(A) DOUTOR(A) JUIZ(A) DE DIREITO DA ___ VARA CÍVEL DA COMARCA DE ___"
+        ],
         "Qualificação": [
             f"{author}, já qualificado(a) nos autos, por seu advogado, vem, respeitosamente, à presença de "
             f"Vossa Excelência, em face de {defendant}, expor e requerer o que segue."
@@ -93,12 +98,16 @@ def _section_body(req: DraftRequest, section: str) -> list[str]:
         "Síntese da Inicial": [f"A parte autora pretende: {task}."],
         "Dos Pedidos": [
             "Diante do exposto, requer:",
-            f"a) a procedência do pedido, para {task[0].lower() + task[1:] if task else 'o fim exposto'};",
+            f"a) a procedência do pedido, para {task_clause or 'o fim exposto'};",
             "b) a citação da parte contrária para, querendo, apresentar resposta;",
             "c) a produção de todas as provas admitidas em direito;",
             "d) a condenação da parte contrária nas custas e honorários advocatícios.",
         ],
-        "Fecho": ["Nestes termos, pede deferimento.", "[Local], [data].", "[Advogado(a)] — OAB/[UF] [número]"],
+        "Fecho": [
+            "Nestes termos, pede deferimento.",
+            "[Local], [data].",
+            "[Advogado(a)] — OAB/[UF] [número]",
+        ],
         "Ementa": [f"{task}. Análise à luz da legislação citada."],
         "Relatório": [f"Trata-se de consulta sobre: {task}.", facts],
         "Conclusão": [
@@ -110,7 +119,9 @@ def _section_body(req: DraftRequest, section: str) -> list[str]:
         "Obrigações": ["As partes obrigam-se a cumprir fielmente as cláusulas deste instrumento, de boa-fé."],
         "Foro": ["Fica eleito o foro da comarca de [cidade] para dirimir quaisquer controvérsias."],
         "Notificante e Notificado": [f"NOTIFICANTE: {author}. NOTIFICADO: {defendant}."],
-        "Da Notificação": [f"Fica V. Sa. notificado(a) para, no prazo de [prazo], {task[0].lower() + task[1:] if task else 'regularizar a situação'}."],
+        "Da Notificação": [
+            f"Fica V. Sa. notificado(a) para, no prazo de [prazo], {task_clause or 'regularizar a situação'}."
+        ],
     }
     return bodies.get(section, [task])
 
@@ -126,7 +137,7 @@ def draft(req: DraftRequest) -> str:
 
 def revise(previous_draft: str, instructions: str) -> str:
     """Drop the sentences the critique asked to remove and citations to unknown sources."""
-    remove = [line[len("REMOVER: "):].strip() for line in instructions.splitlines() if line.startswith("REMOVER: ")]
+    remove = [line[len("REMOVER: ") :].strip() for line in instructions.splitlines() if line.startswith("REMOVER: ")]
     revised = previous_draft
     for sentence in remove:
         revised = revised.replace(sentence, "")
@@ -156,7 +167,13 @@ def register() -> None:
             return ModelResponse(
                 model=MODEL_NAME,
                 created=int(time.time()),
-                choices=[{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+                choices=[
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": content},
+                    }
+                ],
                 usage={
                     "prompt_tokens": prompt_chars // 4,
                     "completion_tokens": len(content) // 4,

@@ -54,12 +54,8 @@ _RESTRICTORS = frozenset(
     "necessariamente obrigatoriamente independentemente privativamente exclusiva exclusivo "
     "only all every always solely exclusively any entire".split()
 )
-_MANDATORY = frozenset(
-    "deve devem devera deverao obrigatorio obrigatoria obrigado must shall required".split()
-)
-_PERMISSIVE = frozenset(
-    "pode podem podera poderao facultativo facultativa faculdade may can optional".split()
-)
+_MANDATORY = frozenset("deve devem devera deverao obrigatorio obrigatoria obrigado must shall required".split())
+_PERMISSIVE = frozenset("pode podem podera poderao facultativo facultativa faculdade may can optional".split())
 # Legal antonyms: the claim using one side while the passage uses only the other is a contradiction.
 _ANTONYMS = (
     ("permitido", "vedado"),
@@ -106,9 +102,7 @@ for _a, _b in _ANTONYMS:
     _ANTONYM_OF.setdefault(_a, set()).add(_b)
     _ANTONYM_OF.setdefault(_b, set()).add(_a)
 
-_ARTICLE_REF = re.compile(
-    r"\b(?:art(?:igo)?s?\.?|§+|paragrafo|inciso|sumula|lei)\s*(?:n[ºo°.]*\s*)?(\d[\d.]*)"
-)
+_ARTICLE_REF = re.compile(r"\b(?:art(?:igo)?s?\.?|§+|paragrafo|inciso|sumula|lei)\s*(?:n[ºo°.]*\s*)?(\d[\d.]*)")
 
 
 @lru_cache(maxsize=1)
@@ -140,9 +134,7 @@ def passage_units(passage: str) -> list[str]:
     """Sentences of a passage, with statute enumerations (";"-separated incisos) split as well."""
     units: list[str] = []
     for sentence in split_sentences(passage.replace("\n", " ")):
-        units.extend(
-            part.strip() for part in re.split(r";\s+|:\s+(?=[IVXLC]+\s*[-–—])", sentence) if part.strip()
-        )
+        units.extend(part.strip() for part in re.split(r";\s+|:\s+(?=[IVXLC]+\s*[-–—])", sentence) if part.strip())
     return units or [passage]
 
 
@@ -204,15 +196,12 @@ def features(claim: str, passages: list[str], language: str) -> dict[str, float 
     claim_words = set(c.words)
     window_words = set(best.words)
     antonym = any(
-        word in claim_words and word not in window_words and _ANTONYM_OF[word] & window_words
-        for word in _ANTONYM_OF
+        word in claim_words and word not in window_words and _ANTONYM_OF[word] & window_words for word in _ANTONYM_OF
     )
     return {
         "coverage": max(best_cov, 0.0),
         "coverage_all": sum(weights[s] for s in c.content & whole.content) / total,
-        "bigram_coverage": len(claim_bigrams & _bigrams(best, language)) / len(claim_bigrams)
-        if claim_bigrams
-        else 1.0,
+        "bigram_coverage": len(claim_bigrams & _bigrams(best, language)) / len(claim_bigrams) if claim_bigrams else 1.0,
         "novel_run": float(longest >= NOVEL_RUN),
         "number_missing": float(len(c.numbers - whole.numbers) + 0.5 * len(c.numbers - best.numbers)),
         "article_missing": float(bool(c.articles - whole.articles)),
@@ -226,9 +215,7 @@ def features(claim: str, passages: list[str], language: str) -> dict[str, float 
         "restrictor_missing": float(sum(w in _RESTRICTORS and w not in window_words for w in claim_words)),
         "modal_mismatch": float(
             bool(claim_words & _MANDATORY and not window_words & _MANDATORY and window_words & _PERMISSIVE)
-            or bool(
-                claim_words & _PERMISSIVE and not window_words & _PERMISSIVE and window_words & _MANDATORY
-            )
+            or bool(claim_words & _PERMISSIVE and not window_words & _PERMISSIVE and window_words & _MANDATORY)
         ),
         "antonym_conflict": float(antonym),
         "log_length": math.log1p(len(c.content)),

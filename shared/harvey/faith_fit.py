@@ -129,10 +129,7 @@ def main(corpus: Path, pairs: Path) -> None:
     # fold assignment moves a few hundred rows a lot: report the spread over other shuffles too
     seeds = [
         roc_auc(
-            [
-                p * veto_factor(v)
-                for p, v in zip(grouped_cv_scores(rows, labels, groups, seed=s), values, strict=True)
-            ],
+            [p * veto_factor(v) for p, v in zip(grouped_cv_scores(rows, labels, groups, seed=s), values, strict=True)],
             labels,
         )
         for s in range(1, 5)
@@ -146,10 +143,7 @@ def main(corpus: Path, pairs: Path) -> None:
         "cv_balanced_accuracy": round(balanced_accuracy(oof, labels, threshold), 4),
         "threshold": round(threshold, 4),
         "n": len(rows),
-    } | {
-        key: [round(v, 6) for v in val] if isinstance(val, list) else round(val, 6)
-        for key, val in model.items()
-    }
+    } | {key: [round(v, 6) for v in val] if isinstance(val, list) else round(val, 6) for key, val in model.items()}
     (MODELS / "faith_lr.json").write_text(json.dumps(model, indent=1), encoding="utf-8")
     click.echo(
         f"grouped 5-fold CV AUC {cv_auc:.3f} (mean of 5 shuffles {model['cv_auc_seeds_mean']:.3f}), "

@@ -54,9 +54,7 @@ def parse_citations(sentence: str) -> list[int]:
     for group in _CITATION.findall(sentence):
         for part in re.split(r"\s*(?:[,;]|\be\b)\s*", group.strip()):
             bounds = [int(x) for x in re.split(r"\s*[-–—]\s*", part) if x]
-            numbers = (
-                range(bounds[0], bounds[-1] + 1) if len(bounds) == 2 and bounds[0] <= bounds[1] else bounds
-            )
+            numbers = range(bounds[0], bounds[-1] + 1) if len(bounds) == 2 and bounds[0] <= bounds[1] else bounds
             found.extend(n for n in numbers if n not in found)
     return found
 
@@ -76,9 +74,7 @@ _STRUCTURE = re.compile(
     )""",
     re.IGNORECASE | re.VERBOSE,
 )
-_PREAMBLE = re.compile(
-    r"\bvem\b.{0,120}\b(?:apresentar|propor|ajuizar|interpor|oferecer|opor|requerer)\b", re.I
-)
+_PREAMBLE = re.compile(r"\bvem\b.{0,120}\b(?:apresentar|propor|ajuizar|interpor|oferecer|opor|requerer)\b", re.I)
 _PLACE_DATE = re.compile(r"^[\w\sÀ-ú'/-]{2,40},?\s+\d{1,2}\s+de\s+[a-zç]+\s+de\s+\d{4}\.?$", re.IGNORECASE)
 
 

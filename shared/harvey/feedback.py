@@ -23,9 +23,7 @@ from harvey import audit, db, events
 EVENT_RECORDED = "com.harvey.feedback.recorded"
 TOP = 5
 
-FEEDBACK_EVENTS = Counter(
-    "feedback_events_total", "Feedback rows stored (duplicates not counted)", ["rating"]
-)
+FEEDBACK_EVENTS = Counter("feedback_events_total", "Feedback rows stored (duplicates not counted)", ["rating"])
 FEEDBACK_RATING = Histogram("feedback_rating", "Ratings of stored feedback (-1, 0, 1)", buckets=(-1, 0, 1))
 
 
@@ -121,9 +119,7 @@ def _run(tenant_id: str, run_id: str) -> tuple[str | None, int | None]:
 
 def _check_spans(spans: list[ErrorSpan], chars: int | None) -> None:
     if spans and chars is None:
-        raise InvalidFeedback(
-            "error_spans", "'error_spans': this run has no stored document text to point into"
-        )
+        raise InvalidFeedback("error_spans", "'error_spans': this run has no stored document text to point into")
     for i, span in enumerate(spans):
         if span.end <= span.start:
             raise InvalidFeedback(f"error_spans.{i}.end", f"'error_spans.{i}.end' must be greater than start")

@@ -88,9 +88,7 @@ def missing_recall(citations: list[dict[str, Any]], missing: list[dict[str, Any]
     """Share of the sources the lawyer missed that the new draft cites (matched on id, label or title)."""
     if not missing:
         return None
-    cited = [
-        " ".join(str(c.get(k) or "") for k in ("source_id", "label", "title")).lower() for c in citations
-    ]
+    cited = [" ".join(str(c.get(k) or "") for k in ("source_id", "label", "title")).lower() for c in citations]
     found = sum(1 for m in missing if any(m["raw"].lower() in c or _id_in(c, m["raw"]) for c in cited))
     return found / len(missing)
 

@@ -77,6 +77,61 @@ def bearer_tenant(request: Request):
     return tenant
 
 
+def inbound_event(request: Request, accepted: tuple[str, ...]):
+    """The request's CloudEvent if it is one of `accepted`; otherwise a final 400 naming the problem."""
+    from harvey import cloudevents_in
+    from harvey.config import get_settings
+
+    try:
+        event = cloudevents_in.parse(request, get_settings().max_request_bytes)
+    except cloudevents_in.InvalidEvent as exc:
+        raise ApiError(400, str(exc), field=exc.field) from exc
+    if event.type not in accepted:
+        raise ApiError(400, f"event type {event.type!r} is not handled here (expected {', '.join(accepted)})",
+                       field="type")  # fmt: skip
+    return event
+
+
+def event_tenant(data: dict[str, Any]):
+    """Pop `tenant_id` from an in-cluster event's data and load the tenant; 400 when it names none."""
+    from harvey import tenants
+
+    tenant_id = data.pop("tenant_id", None)
+    try:
+        uuid.UUID(str(tenant_id))
+        return tenants.by_id(str(tenant_id))
+    except (ValueError, tenants.UnknownTenant) as exc:
+        raise ApiError(400, "'tenant_id' must name an existing tenant", field="tenant_id") from exc
+
+
+def store_checks(*stores: str) -> Callable[[], dict[str, str]]:
+    """A `?deep=1` health check over the named stores ("postgres", "qdrant")."""
+
+    def qdrant() -> None:
+        from harvey.retrieval import open_index
+
+        open_index().ping()
+
+    def postgres() -> None:
+        from harvey import db
+
+        db.ping()
+
+    known = {"postgres": postgres, "qdrant": qdrant}
+
+    def run() -> dict[str, str]:
+        results = {}
+        for name in stores:
+            try:
+                known[name]()
+                results[name] = "ok"
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                results[name] = f"error: {exc}"
+        return results
+
+    return run
+
+
 def _route_label(request: Request) -> str:
     path = request.path.rstrip("/") or "/"
     if path in ("/", "/healthz", "/metrics"):
@@ -119,7 +174,9 @@ def endpoint(function: str, checks: Callable[[], dict[str, str]] | None = None):
                 response = error_response(ApiError(exc.code or 500, exc.description or exc.name))
             except Exception as exc:  # noqa: BLE001 - never a traceback to the client
                 log.exception("unhandled error", extra={"function": function, "request_id": request_id})
-                response = error_response(ApiError(500, f"internal error ({type(exc).__name__}); request_id {request_id}"))
+                response = error_response(
+                    ApiError(500, f"internal error ({type(exc).__name__}); request_id {request_id}")
+                )
             response.headers.setdefault("X-Request-Id", request_id)
             metrics.HTTP_REQUESTS.labels(function, request.method, route, str(response.status_code)).inc()
             metrics.HTTP_DURATION.labels(function, request.method, route).observe(time.perf_counter() - started)

@@ -190,9 +190,7 @@ class _StoredStatus(Collector):
         for task, value in sorted(last.items()):
             success.add_metric([task], value)
         yield success
-        chain = GaugeMetricFamily(
-            "harvey_audit_chain_broken", "1 when the last audit verification found a break"
-        )
+        chain = GaugeMetricFamily("harvey_audit_chain_broken", "1 when the last audit verification found a break")
         if broken is not None:
             chain.add_metric([], broken)
         yield chain

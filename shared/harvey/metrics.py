@@ -31,4 +31,3 @@ CACHE_LOOKUPS = Counter("retrieval_cache_lookups_total", "Retrieval cache lookup
 
 def exposition() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
-

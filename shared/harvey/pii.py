@@ -18,10 +18,7 @@ from dataclasses import dataclass
 TYPES = ("CPF", "CNPJ", "EMAIL", "PHONE", "RG", "CEP", "CREDIT_CARD", "BANK_ACCOUNT", "PERSON")
 # Lower wins when two candidates overlap: validated numbers beat context-only guesses.
 _PRIORITY = {
-    t: i
-    for i, t in enumerate(
-        ("EMAIL", "CNPJ", "CPF", "CREDIT_CARD", "PHONE", "BANK_ACCOUNT", "RG", "CEP", "PERSON")
-    )
+    t: i for i, t in enumerate(("EMAIL", "CNPJ", "CPF", "CREDIT_CARD", "PHONE", "BANK_ACCOUNT", "RG", "CEP", "PERSON"))
 }
 
 
@@ -90,10 +87,7 @@ def _cpf_cnpj(text: str) -> Iterator[PiiMatch]:
         base = run.start()
         taken_until = -1
         for i in range(len(groups)):
-            if i and (
-                groups[i].start() <= taken_until
-                or run.group()[groups[i - 1].end() : groups[i].start()] != " "
-            ):
+            if i and (groups[i].start() <= taken_until or run.group()[groups[i - 1].end() : groups[i].start()] != " "):
                 continue
             best = None
             size = 0
@@ -141,15 +135,11 @@ _PHONE_CONTEXT = re.compile(
 _NUMBER_LABEL = r"\s*(?:n[º°o]\.?|n\.\s?º|número|num\.)?\s*[:\-]?\s*"
 _RG = re.compile(
     r"(?i:(?<!\w)(?:RG|R\.G\.|registro geral|c[ée]dula de identidade|carteira de identidade|identidade)"
-    r"(?!\w))"
-    + _NUMBER_LABEL
-    + r"((?:[A-Z]{1,2}[- ]?)?\d{1,2}\.?\d{3}\.?\d{3}(?:[- ]?[\dXx])?(?![\w]|[.\-/]\d))"
+    r"(?!\w))" + _NUMBER_LABEL + r"((?:[A-Z]{1,2}[- ]?)?\d{1,2}\.?\d{3}\.?\d{3}(?:[- ]?[\dXx])?(?![\w]|[.\-/]\d))"
 )
 
 _CEP_DASH = re.compile(r"(?<![\w.\-/])\d{2}\.?\d{3}-\d{3}(?![\w\-/]|\.\d)")
-_CEP_CONTEXT = re.compile(
-    r"(?i:(?<!\w)CEP(?!\w))" + _NUMBER_LABEL + r"(\d{2}\.?\d{3}-?\d{3})(?![\w\-/]|\.\d)"
-)
+_CEP_CONTEXT = re.compile(r"(?i:(?<!\w)CEP(?!\w))" + _NUMBER_LABEL + r"(\d{2}\.?\d{3}-?\d{3})(?![\w\-/]|\.\d)")
 
 _BANK_END = r"(?![\w]|[.\-/]\d)"
 _BANK = re.compile(

@@ -26,7 +26,16 @@ EVENT_GENERATED = "com.harvey.document.generated"
 
 _AREAS = {
     "consumidor": ("consumidor", "fornecedor", "produto", "serviço", "cdc", "compra", "banco", "cobrança"),
-    "processual civil": ("petição", "recurso", "apelação", "tutela", "citação", "prazo", "sentença", "processo"),
+    "processual civil": (
+        "petição",
+        "recurso",
+        "apelação",
+        "tutela",
+        "citação",
+        "prazo",
+        "sentença",
+        "processo",
+    ),
     "constitucional": ("constitu", "direito fundamental", "mandado de segurança", "habeas", "liberdade"),
     "trabalhista": ("trabalh", "empregad", "salári", "clt", "rescisão", "férias", "jornada"),
     "penal": ("crime", "pena", "penal", "delito", "prisão"),
@@ -191,9 +200,13 @@ def run(tenant: Tenant, req: GenerateInput, *, run_id: str | None = None) -> dic
         ended_at=started_at,
         success=False,
         policy_snapshot={
-            "llm_chain": chain, "flags": tenant.flags, "top_k": top_k,
-            "max_revisions": settings.max_revisions, "prompt_version": settings.prompt_version,
-            "embedding_model": settings.embedding_model, "faithfulness_threshold": faithfulness.THRESHOLD,
+            "llm_chain": chain,
+            "flags": tenant.flags,
+            "top_k": top_k,
+            "max_revisions": settings.max_revisions,
+            "prompt_version": settings.prompt_version,
+            "embedding_model": settings.embedding_model,
+            "faithfulness_threshold": faithfulness.THRESHOLD,
         },  # fmt: skip
     )
     try:
@@ -257,9 +270,7 @@ def _run_steps(
         _finish_failed(record, trace, clock, message, "no_sources")
         raise GenerationError(422, message, record.run_id)
 
-    sources = [
-        prompts.Source(n=i, label=h["label"], title=h["title"], text=h["text"]) for i, h in enumerate(hits, 1)
-    ]
+    sources = [prompts.Source(n=i, label=h["label"], title=h["title"], text=h["text"]) for i, h in enumerate(hits, 1)]
     by_number = {s.n: s.text for s in sources}
     draft_request = prompts.DraftRequest(req.doc_type, area, req.task, req.facts, req.parties, sources)
     record.context_docs_hash = audit.sha256_text(

@@ -21,7 +21,14 @@ DOC_TYPES: dict[str, str] = {
 
 SECTIONS: dict[str, list[str]] = {
     "peticao_inicial": ["Endereçamento", "Qualificação", "Dos Fatos", "Do Direito", "Dos Pedidos", "Fecho"],
-    "contestacao": ["Endereçamento", "Qualificação", "Síntese da Inicial", "Do Direito", "Dos Pedidos", "Fecho"],
+    "contestacao": [
+        "Endereçamento",
+        "Qualificação",
+        "Síntese da Inicial",
+        "Do Direito",
+        "Dos Pedidos",
+        "Fecho",
+    ],
     "recurso": ["Endereçamento", "Qualificação", "Dos Fatos", "Das Razões", "Dos Pedidos", "Fecho"],
     "parecer": ["Ementa", "Relatório", "Fundamentação", "Conclusão"],
     "contrato": ["Partes", "Objeto", "Obrigações", "Fundamentação Legal", "Foro"],

@@ -14,12 +14,28 @@ import click
 _GROUPS: dict[str, tuple[str, str, str]] = {
     "db": ("harvey.cli.db", "db", "Database schema: migrations and status."),
     "tenant": ("harvey.cli.tenant", "tenant", "Create tenants, rotate API keys, set feature flags."),
-    "ingest": ("harvey.cli.ingest", "ingest", "Index documents (.jsonl, .txt, .md or a folder) for a tenant."),
-    "generate": ("harvey.cli.generate", "generate", "Draft a document with the same pipeline as the HTTP function."),
+    "ingest": (
+        "harvey.cli.ingest",
+        "ingest",
+        "Index documents (.jsonl, .txt, .md or a folder) for a tenant.",
+    ),
+    "generate": (
+        "harvey.cli.generate",
+        "generate",
+        "Draft a document with the same pipeline as the HTTP function.",
+    ),
     "audit": ("harvey.cli.audit", "audit", "Inspect and verify the tamper-evident audit trail."),
-    "eval": ("harvey.cli.eval", "eval_group", "Measure retrieval, faithfulness and PII detection on a dataset."),
+    "eval": (
+        "harvey.cli.eval",
+        "eval_group",
+        "Measure retrieval, faithfulness and PII detection on a dataset.",
+    ),
     "demo": ("harvey.cli.demo", "demo", "Run the end-to-end demo on embedded defaults."),
-    "maintenance": ("harvey.cli.maintenance", "maintenance", "Retention, reindex, purge, audit checks, golden eval."),
+    "maintenance": (
+        "harvey.cli.maintenance",
+        "maintenance",
+        "Retention, reindex, purge, audit checks, golden eval.",
+    ),
     "events": ("harvey.cli.events", "events", "Send CloudEvents the way a Knative broker would."),
     "golden": ("harvey.cli.golden", "golden", "Golden-dataset cases built from lawyers' feedback."),
     "feedback": ("harvey.cli.feedback", "feedback", "Record and summarise lawyers' feedback on runs."),

@@ -57,9 +57,7 @@ def demo(corpus: Path) -> None:
         click.echo(f"created tenant {TENANT}; API key (shown once): {api_key}")
     except tenants.TenantExists:
         owner = tenants.by_name(TENANT)
-        click.echo(
-            f"tenant {TENANT} already exists (rotate its key with `harvey tenant rotate-key {TENANT}`)"
-        )
+        click.echo(f"tenant {TENANT} already exists (rotate its key with `harvey tenant rotate-key {TENANT}`)")
 
     click.secho("== 3. Ingest", bold=True)
     docs = list(read_path(corpus))

@@ -23,9 +23,7 @@ def events() -> None:
 @click.option("--to", "url", required=True, help="Function URL, e.g. http://127.0.0.1:8083/.")
 @click.option("--source", default="/harvey/cli", show_default=True, help="CloudEvent source.")
 @click.option("--id", "event_id", help="CloudEvent id (default: a new UUID; reuse one to test dedupe).")
-@click.option(
-    "--attempts", type=click.IntRange(1, 20), default=5, show_default=True, help="Deliveries at most."
-)
+@click.option("--attempts", type=click.IntRange(1, 20), default=5, show_default=True, help="Deliveries at most.")
 @click.option("--backoff", type=click.FloatRange(0, 60), default=0.5, show_default=True,
               help="First retry delay in seconds, doubled each time.")  # fmt: skip
 def send(event_type: str, data_json: str, url: str, source: str, event_id: str | None, attempts: int,

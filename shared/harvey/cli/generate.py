@@ -30,7 +30,8 @@ def render(result: dict[str, Any]) -> str:
             lines.append(f"  unsupported ({sentence['support_score']:.2f}): {sentence['text'][:120]}")
     quality = result["quality"]
     lines.append(
-        "Quality: " + ", ".join(f"{k} {quality[k]:.2f}" for k in ("estrutura", "fundamentacao", "clareza", "completude"))
+        "Quality: "
+        + ", ".join(f"{k} {quality[k]:.2f}" for k in ("estrutura", "fundamentacao", "clareza", "completude"))
         + f" → {quality['overall']:.2f} ({quality['verdict']})"
     )
     pii = result["pii_report"]
@@ -52,7 +53,13 @@ def render(result: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the same JSON as the HTTP function.")
 @friendly_errors
 def generate(
-    tenant_name: str, doc_type: str, task: str, facts: str, parties: tuple[str, ...], top_k: int | None, as_json: bool
+    tenant_name: str,
+    doc_type: str,
+    task: str,
+    facts: str,
+    parties: tuple[str, ...],
+    top_k: int | None,
+    as_json: bool,
 ) -> None:
     """Draft a document grounded in the tenant's corpus, audited like an HTTP run."""
     from harvey import pipeline, tenants

@@ -45,10 +45,16 @@ def rotate_key(name: str, as_json: bool) -> None:
 
 @tenant.command("flags")
 @click.argument("name")
-@click.option("--logs-only/--no-logs-only", default=None,
-              help="Generate and audit drafts but withhold them from responses (SEV-1 containment).")
-@click.option("--force-fallback/--no-force-fallback", default=None,
-              help="Skip the primary models and use the last model of HARVEY_LLM_MODELS.")
+@click.option(
+    "--logs-only/--no-logs-only",
+    default=None,
+    help="Generate and audit drafts but withhold them from responses (SEV-1 containment).",
+)
+@click.option(
+    "--force-fallback/--no-force-fallback",
+    default=None,
+    help="Skip the primary models and use the last model of HARVEY_LLM_MODELS.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @friendly_errors
 def flags(name: str, logs_only: bool | None, force_fallback: bool | None, as_json: bool) -> None:

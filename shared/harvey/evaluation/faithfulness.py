@@ -60,9 +60,7 @@ def evaluate(pairs: list[dict], progress: bool = False) -> dict:
 
 
 @click.command("faithfulness")
-@click.option(
-    "--pairs", "pairs_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
-)
+@click.option("--pairs", "pairs_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
 def command(pairs_path: Path, as_json: bool) -> None:
     """Score each (context, claim) pair: AUC, balanced accuracy at THRESHOLD, lexical baseline."""
@@ -71,9 +69,7 @@ def command(pairs_path: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result))
         return
-    click.echo(
-        f"pairs: {result['n']} ({result['supported']} supported)  threshold: {result['threshold']:.3f}"
-    )
+    click.echo(f"pairs: {result['n']} ({result['supported']} supported)  threshold: {result['threshold']:.3f}")
     click.echo(f"{'metric':<28}{'checker':>10}{'lexical':>10}")
     click.echo(f"{'AUC':<28}{result['auc']:>10.3f}{result['baseline_lexical_auc']:>10.3f}")
     click.echo(f"{'balanced accuracy @ thresh.':<28}{result['balanced_accuracy']:>10.3f}{'':>10}")

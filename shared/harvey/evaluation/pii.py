@@ -100,9 +100,7 @@ def gold_cpf_cnpj(sentence: Sentence) -> list[tuple[int, int, str]]:
                 digits += re.sub(r"\D", "", tokens[j])
                 if len(digits) > 14:
                     break
-                valid = (len(digits) == 11 and cpf_valid(digits)) or (
-                    len(digits) == 14 and cnpj_valid(digits)
-                )
+                valid = (len(digits) == 11 and cpf_valid(digits)) or (len(digits) == 14 and cnpj_valid(digits))
                 if valid and tokens[j][-1].isdigit() and not _glued(tokens, j, 1):
                     best = (j, digits)
         if best:
@@ -151,9 +149,7 @@ class _Counts:
         return out
 
 
-def _score_numbers(
-    counts: _Counts, gold: list[tuple[int, int, str]], predicted: list[tuple[int, int, str]]
-) -> None:
+def _score_numbers(counts: _Counts, gold: list[tuple[int, int, str]], predicted: list[tuple[int, int, str]]) -> None:
     def hit(a: tuple[int, int, str], b: tuple[int, int, str]) -> bool:
         return a[2] == b[2] and a[0] < b[1] and b[0] < a[1]
 
@@ -182,11 +178,7 @@ def evaluate(path: Path) -> dict:
         _score_numbers(
             numbers,
             gold_numbers,
-            [
-                (m.start, m.end, re.sub(r"\D", "", text[m.start : m.end]))
-                for m in matches
-                if m.type in ("CPF", "CNPJ")
-            ],
+            [(m.start, m.end, re.sub(r"\D", "", text[m.start : m.end])) for m in matches if m.type in ("CPF", "CNPJ")],
         )
         _score_spans(names, gold_names, {(m.start, m.end) for m in matches if m.type == "PERSON"})
         _score_numbers(

@@ -27,9 +27,7 @@ def train(train_path: Path, out: Path, *, c1: float, c2: float, iterations: int)
     for sentence in read_conll(train_path):
         trainer.append(features(sentence.tokens), list(sentence.tags))
         sentences += 1
-    trainer.set_params(
-        {"c1": c1, "c2": c2, "max_iterations": iterations, "feature.possible_transitions": True}
-    )
+    trainer.set_params({"c1": c1, "c2": c2, "max_iterations": iterations, "feature.possible_transitions": True})
     started = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
     trainer.train(str(out))
@@ -41,9 +39,7 @@ def train(train_path: Path, out: Path, *, c1: float, c2: float, iterations: int)
 
 
 @click.command()
-@click.option(
-    "--train", "train_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
+@click.option("--train", "train_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--c1", default=0.1, show_default=True, help="L1 penalty (sparsity, so model size).")
 @click.option("--c2", default=0.01, show_default=True, help="L2 penalty.")
@@ -51,9 +47,7 @@ def train(train_path: Path, out: Path, *, c1: float, c2: float, iterations: int)
 def main(train_path: Path, out: Path, c1: float, c2: float, iterations: int) -> None:
     """Train the name CRF on a LeNER-Br CoNLL file and write the crfsuite model."""
     stats = train(train_path, out, c1=c1, c2=c2, iterations=iterations)
-    click.echo(
-        f"trained on {stats['sentences']} sentences in {stats['seconds']} s -> {out} ({stats['bytes']} bytes)"
-    )
+    click.echo(f"trained on {stats['sentences']} sentences in {stats['seconds']} s -> {out} ({stats['bytes']} bytes)")
 
 
 if __name__ == "__main__":
