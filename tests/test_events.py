@@ -6,40 +6,11 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
 
-
-class Sink:
-    """An HTTP server on 127.0.0.1 that records CloudEvents and answers with scripted statuses."""
-
-    def __init__(self) -> None:
-        self.events: list[dict] = []
-        self.statuses: list[int] = []  # answered in order, then 202
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                event = {k[3:].lower(): v for k, v in self.headers.items() if k.lower().startswith("ce-")}
-                event["data"] = json.loads(body) if body else None
-                sink.events.append(event)
-                self.send_response(sink.statuses.pop(0) if sink.statuses else 202)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from tests.support.event_sink import Sink
 
 
 @pytest.fixture
