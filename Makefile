@@ -56,7 +56,8 @@ serve: install ## Run the three functions locally (ports 8081 generate, 8082 fee
 	$(VENV)/bin/functions-framework --target maintenance --source functions/maintenance/main.py --port 8083 & \
 	wait
 
-clean: ## Remove the embedded stores under .harvey/ (keeps .venv)
+clean: ## Stop the embedded PostgreSQL and remove the embedded stores under .harvey/ (keeps .venv)
+	@if [ -f .harvey/pg/postmaster.pid ]; then kill -INT "$$(head -1 .harvey/pg/postmaster.pid)" 2>/dev/null || true; sleep 1; fi
 	rm -rf .harvey
 
 include mk/ops.mk
