@@ -108,3 +108,13 @@ def indexed_tenant(harvey_env, demo_docs):
     tenant, key = _new_tenant("indexed")
     ingest(tenant.id, demo_docs)
     return tenant, key
+
+
+@pytest.fixture
+def sink():
+    """A local CloudEvents sink; point K_SINK at sink.url to capture what Harvey emits."""
+    from tests.support.event_sink import Sink
+
+    server = Sink()
+    yield server
+    server.close()

@@ -8,8 +8,6 @@ import pytest
 from harvey import cache, events
 from harvey.ingest import IngestError, SourceDocument, ingest, read_path
 
-from tests.support.event_sink import Sink
-
 
 @pytest.fixture
 def fresh_cache():
@@ -44,13 +42,6 @@ def test_unreachable_redis_never_fails_a_request(fresh_cache, settings_env):
     cache.put("t", "v1", "q", 5, [{"x": 1}])
     assert cache.get("t", "v1", "q", 5) is None
     cache.bump_generation("t")
-
-
-@pytest.fixture
-def sink():
-    server = Sink()
-    yield server
-    server.close()
 
 
 def test_emit_is_binary_mode_with_k_ce_overrides(sink, settings_env):

@@ -11,17 +11,7 @@ from cloudevents.http import CloudEvent
 from harvey import db, feedback, runs
 from harvey.pipeline import GenerateInput
 
-from tests.test_events import Sink
-
 DOCUMENT = "# Petição\n\nO autor pede indenização [1].\n"
-
-
-@pytest.fixture
-def sink():
-    """A local CloudEvents sink; point K_SINK at sink.url to capture what Harvey emits."""
-    server = Sink()
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")

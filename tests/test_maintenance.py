@@ -12,8 +12,6 @@ from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 from harvey import audit, db, feedback, maintenance
 
-from tests.test_events import Sink
-
 YEAR = 365.25
 
 
@@ -186,14 +184,6 @@ def test_unknown_task_and_bad_params_are_task_errors():
 
 
 # --- the function -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def sink():
-    """A local CloudEvents sink; point K_SINK at sink.url to capture what Harvey emits."""
-    server = Sink()
-    yield server
-    server.close()
 
 
 @pytest.fixture(scope="module")
