@@ -86,3 +86,19 @@ def test_command_prints_a_table_by_default():
     assert result.exit_code == 0, result.output
     assert "| system | group | nDCG@3 | R@3 | MRR@3 | queries |" in result.stdout
     assert "| bm25 | keyword |" in result.stdout
+
+
+def test_fit_rerank_learns_a_feature_that_orders_documents():
+    import numpy as np
+    from harvey import rerank
+    from harvey.evaluation.fit_rerank import QueryData, fit, ndcg
+
+    n = len(rerank.FEATURES)
+    # three chunks of two documents; the fused rank puts the irrelevant document first, coverage knows better
+    features = np.zeros((3, n))
+    features[:, 0] = [1.0, 0.9, 0.6]
+    features[:, rerank.FEATURES.index("coverage")] = [0.0, 1.0, 1.0]
+    query = QueryData(features=features, documents=np.array([0, 1, 1]), gains=np.array([0.0, 7.0, 7.0]), ideal=7.0)
+    first_stage = np.eye(n)[0]
+    assert ndcg(query, first_stage) == pytest.approx(1 / np.log2(3))
+    assert ndcg(query, fit([query])) == pytest.approx(1.0)

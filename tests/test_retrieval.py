@@ -146,3 +146,50 @@ def test_pieces_of_a_split_article_share_the_whole_article_lexically():
     assert len(pieces) > 1
     assert {texts[c.chunk_id] for c in pieces} == {row["text"]}  # caput once, every inciso and §
     assert texts[memo[0].chunk_id] == "Parecer 7\nParecer sobre multipropriedade."
+
+
+def test_reranker_reads_statute_and_coverage_evidence():
+    from harvey import rerank
+
+    pool = [
+        rerank.Candidate(
+            "ced", "CED-OAB, art. 2º\nO advogado é indispensável à administração da justiça.", "CED-OAB", "2º"
+        ),
+        rerank.Candidate(
+            "eaoab", "EAOAB, art. 2º\nO advogado é indispensável à administração da justiça.", "EAOAB", "2º"
+        ),
+        rerank.Candidate("cf", "CF/88, art. 133\nO advogado é indispensável.", "CF/88", "133"),
+    ]
+    ranks = [{"ced": 1, "eaoab": 2, "cf": 3}, {"cf": 1}, {}, {}]
+    rows = rerank.feature_rows("Segundo o art. 2º do Estatuto da Advocacia, o advogado é indispensável?", pool, ranks)
+    named = {name: [row[i] for row in rows] for i, name in enumerate(rerank.FEATURES)}
+    assert named["fused_rr"] == [1.0, 6 / 7, 6 / 8]
+    assert named["dense_rr"] == [0.0, 0.0, 1.0]
+    assert named["law_named"] == [0.0, 1.0, 0.0]
+    assert named["other_law_named"] == [1.0, 0.0, 1.0]
+    assert named["article_named"] == [0.0, 1.0, 0.0]
+    assert named["coverage"][0] == named["coverage"][1] > named["coverage"][2] > 0
+
+
+def test_reranker_with_first_stage_weights_keeps_the_fused_order():
+    from harvey import rerank
+
+    pool = [rerank.Candidate(k, f"texto {k}") for k in "abc"]
+    first_stage = [1.0] + [0.0] * (len(rerank.FEATURES) - 1)
+    ranked = rerank.rerank("texto", pool, [{"b": 1, "c": 2, "a": 3}, {}, {}, {}], first_stage)
+    assert [key for key, _ in ranked] == ["b", "c", "a"]
+
+
+def test_shipped_reranker_matches_its_features():
+    from harvey import rerank
+
+    assert len(rerank.weights()) == len(rerank.FEATURES)
+
+
+def test_reranker_names_statutes_exactly():
+    from harvey import rerank
+
+    assert rerank.named_laws("Nos termos da Lei n.º 9.868/1999 e do Código Penal") == {"9868", "cp"}
+    assert rerank._law_matches("cp", {"cp"}) and not rerank._law_matches("cpc", {"cp"})
+    assert rerank._law_matches("cedoab", rerank.named_laws("segundo o Código de Ética e Disciplina"))
+    assert rerank._law_matches("l9868", {"9868"})

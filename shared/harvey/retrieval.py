@@ -2,8 +2,10 @@
 
 Each chunk is stored with a dense vector (meaning, paraphrases) and a BM25-weighted sparse vector
 from the Portuguese legal analyzer (exact words, article numbers); Qdrant fuses the two candidate
-lists by reciprocal rank. Heavy imports (qdrant, the embedding model) happen when an index is
-opened, never at import time, so a cold function can answer /healthz at once.
+lists by reciprocal rank, and a learned linear reranker (`harvey.rerank`) re-scores the top of the
+fused, dense and sparse lists with lexical-coverage and statute features. Heavy imports (qdrant, the
+embedding model) happen when an index is opened, never at import time, so a cold function can answer
+/healthz at once.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from harvey import analyzer
+from harvey import analyzer, rerank
 from harvey.chunking import Chunk
 from harvey.vectorstore.base import FusionParams, StoredPoint, StoreUnavailable, VectorStore
 
@@ -40,6 +42,9 @@ LONG_QUERY_DENSE_WEIGHT = 0.5
 FEEDBACK_CHUNKS = 3
 FEEDBACK_TERMS = 10
 FEEDBACK_WEIGHT = 0.3
+# A learned linear reranker (harvey.rerank) re-scores the union of each list's top RERANK_DEPTH chunks.
+RERANK_DEPTH = 30
+LEXICAL_DENSE_WEIGHT = 1e-6
 
 
 @dataclass(frozen=True)
@@ -90,18 +95,60 @@ class Index:
     def search(self, tenant_id: str, query: str, top_k: int) -> list[Hit]:
         if not query.strip() or top_k <= 0:
             return []
+        pool, ranks = self.candidates(tenant_id, query, RERANK_DEPTH, fused_depth=top_k)
+        if not pool:
+            return []
+        head = [
+            rerank_candidate(key, chunk)
+            for key, chunk in pool.items()
+            if any(r.get(key, RERANK_DEPTH + 1) <= RERANK_DEPTH for r in ranks)
+        ]
+        head_ranks = [{key: rank for key, rank in r.items() if rank <= RERANK_DEPTH} for r in ranks]
+        scored = rerank.rerank(query, head, head_ranks)
+        # deeper fused results (top_k beyond the reranked pool) follow in their fused order
+        reranked = {key for key, _ in scored}
+        floor = min(score for _, score in scored)
+        tail = [key for key, _ in sorted(ranks[0].items(), key=lambda item: item[1]) if key not in reranked]
+        scored += [(key, floor - 1e-3 * (i + 1)) for i, key in enumerate(tail)]
+        return [Hit(chunk=pool[key], score=score) for key, score in scored[:top_k]]
+
+    def candidates(
+        self, tenant_id: str, query: str, depth: int, fused_depth: int = 0
+    ) -> tuple[dict[str, Chunk], list[dict[str, int]]]:
+        """The reranker's pool: chunks by point id, and their 1-based ranks in each candidate list.
+
+        Lists, in `rerank.FEATURES` order: the RRF fusion of dense and feedback-expanded sparse
+        search (the first-stage ranking, `max(depth, fused_depth)` deep), dense alone, sparse alone,
+        feedback-expanded sparse alone (`depth` deep each).
+        """
         dense = self._embedder.embed_query(query)
         sparse = self._sparse.query(query)
         fusion = self._fusion
         if sum(sparse.values) > LONG_QUERY_TERMS:
             fusion = replace(fusion, dense_weight=fusion.dense_weight * LONG_QUERY_DENSE_WEIGHT)
-        first = self._store.hybrid_search(tenant_id, dense, sparse, max(top_k, FEEDBACK_CHUNKS), fusion)
+        first = self._store.hybrid_search(tenant_id, dense, sparse, FEEDBACK_CHUNKS, fusion)
         if not first:
-            return []
+            return {}, []
         feedback = [r.payload["text"] for r in first[:FEEDBACK_CHUNKS]]
         expanded = self._sparse.expanded_query(query, feedback, FEEDBACK_TERMS, FEEDBACK_WEIGHT)
-        records = self._store.hybrid_search(tenant_id, dense, expanded, top_k, fusion)
-        return [Hit(chunk=_chunk(r.payload), score=r.score) for r in records]
+        # sparse-only lists: a negligible dense weight (not 0, which a server may reject) ranks dense-only points last
+        lexical = replace(fusion, dense_weight=LEXICAL_DENSE_WEIGHT, sparse_weight=1.0)
+        floor = 0.5 / (fusion.rrf_k + fusion.candidates + 1)  # below any sparse-ranked point's RRF score
+        no_terms = analyzer.SparseVector(indices=[], values=[])
+        lists = [
+            self._store.hybrid_search(tenant_id, dense, expanded, max(depth, fused_depth), fusion),
+            self._store.hybrid_search(tenant_id, dense, no_terms, depth, replace(fusion, dense_weight=1.0)),
+            self._store.hybrid_search(tenant_id, dense, sparse, depth, lexical) if sparse.indices else [],
+            self._store.hybrid_search(tenant_id, dense, expanded, depth, lexical) if expanded.indices else [],
+        ]
+        pool: dict[str, Chunk] = {}
+        ranks: list[dict[str, int]] = []
+        for i, records in enumerate(lists):
+            kept = [r for r in records if r.score > floor] if i >= 2 else records
+            for r in kept:
+                pool.setdefault(r.id, _chunk(r.payload))
+            ranks.append({r.id: i + 1 for i, r in enumerate(kept)})
+        return pool, ranks
 
     def count(self, tenant_id: str) -> int:
         return self._store.count(tenant_id)
@@ -128,7 +175,14 @@ def index_version(embedder_name: str) -> str:
     fusion = f"rrf{FUSION.rrf_k}-{FUSION.dense_weight}-{FUSION.sparse_weight}-{FUSION.candidates}"
     fusion += f"-long{LONG_QUERY_TERMS}x{LONG_QUERY_DENSE_WEIGHT}"
     feedback = f"prf{FEEDBACK_CHUNKS}-{FEEDBACK_TERMS}-{FEEDBACK_WEIGHT}"
-    return f"{storage_version(embedder_name)}|{fusion}|{feedback}"
+    return f"{storage_version(embedder_name)}|{fusion}|{feedback}|rerank{RERANK_DEPTH}-{_rerank_fingerprint()}"
+
+
+def _rerank_fingerprint() -> str:
+    """Short hash of the shipped reranker coefficients (read as bytes: no json/numpy import needed)."""
+    path = os.path.join(os.path.dirname(__file__), "models", "rerank_linear.json")
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()[:8]
 
 
 def collection_name(base: str, version: str) -> str:
@@ -166,6 +220,12 @@ def _lexical_texts(chunks: Sequence[Chunk]) -> dict[str, str]:
         whole = "\n".join([texts[0], *(t[len(shared) :] for t in texts[1:])])
         out.update(dict.fromkeys((c.chunk_id for c in pieces), whole))
     return out
+
+
+def rerank_candidate(key: str, chunk: Chunk) -> rerank.Candidate:
+    article = chunk.metadata.get("article")
+    law = chunk.metadata.get("law")
+    return rerank.Candidate(key, _lexical_text(chunk), str(law) if law else None, str(article) if article else None)
 
 
 def _payload(tenant_id: str, chunk: Chunk) -> dict:

@@ -16,10 +16,16 @@ import tempfile
 import unicodedata
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from harvey.retrieval import Index
 
 BASELINE_K1 = 0.9
 BASELINE_B = 0.4
@@ -146,8 +152,9 @@ def bm25_runs(dataset: Dataset) -> dict[str, list[str]]:
     return runs
 
 
-def product_runs(dataset: Dataset, k: int, progress: bool = True) -> dict[str, list[str]]:
-    """Index the corpus with the product's chunker and index, then rank documents by their best chunk."""
+@contextmanager
+def indexed_corpus(dataset: Dataset, progress: bool = True) -> Iterator[tuple[Index, str]]:
+    """The corpus chunked and indexed by the product into a throw-away collection: (index, tenant)."""
     from tqdm import tqdm  # type: ignore[import-untyped]
 
     from harvey.chunking import chunk_document
@@ -163,15 +170,23 @@ def product_runs(dataset: Dataset, k: int, progress: bool = True) -> dict[str, l
             chunks = [c for doc_id, text in dataset.corpus.items() for c in chunk_document(doc_id, text)]
             with tqdm(total=len(chunks), desc="indexing chunks", file=sys.stderr, disable=not progress) as bar:
                 index.add(tenant, chunks, progress=bar.update)
-            runs = {}
-            for query in tqdm(dataset.queries, desc="searching", file=sys.stderr, disable=not progress):
-                ranked: list[str] = []
-                for hit in index.search(tenant, query.text, k * CHUNK_DEPTH_FACTOR):
-                    if hit.chunk.document_id not in ranked:
-                        ranked.append(hit.chunk.document_id)
-                runs[query.id] = ranked
+            yield index, tenant
         finally:
             index.drop()
+
+
+def product_runs(dataset: Dataset, k: int, progress: bool = True) -> dict[str, list[str]]:
+    """Index the corpus with the product's chunker and index, then rank documents by their best chunk."""
+    from tqdm import tqdm  # type: ignore[import-untyped]
+
+    runs = {}
+    with indexed_corpus(dataset, progress) as (index, tenant):
+        for query in tqdm(dataset.queries, desc="searching", file=sys.stderr, disable=not progress):
+            ranked: list[str] = []
+            for hit in index.search(tenant, query.text, k * CHUNK_DEPTH_FACTOR):
+                if hit.chunk.document_id not in ranked:
+                    ranked.append(hit.chunk.document_id)
+            runs[query.id] = ranked
     return runs
 
 
