@@ -30,6 +30,9 @@ def main() -> None:
     admin.run(f"CREATE DATABASE {name}")
     os.environ.update({"DATABASE_URL": f"{BASE_URL.rsplit('/', 1)[0]}/{name}", "HARVEY_LOG_LEVEL": "WARNING"})
     os.environ.pop("K_SINK", None)
+    from harvey.config import get_settings
+
+    get_settings.cache_clear()  # connect_params above read the settings before DATABASE_URL was set
     try:
         print(run())
     finally:

@@ -27,6 +27,9 @@ def main() -> None:
     url = f"{BASE_URL.rsplit('/', 1)[0]}/{name}"
     os.environ.update({"DATABASE_URL": url, "HARVEY_LOG_LEVEL": "WARNING"})
     os.environ.pop("K_SINK", None)
+    from harvey.config import get_settings
+
+    get_settings.cache_clear()  # connect_params above read the settings before DATABASE_URL was set
     try:
         print(run(url))
     finally:
