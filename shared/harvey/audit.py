@@ -117,9 +117,7 @@ def write(record: RunRecord) -> dict[str, Any]:
 
 
 def get(tenant_id: str, run_id: str) -> dict[str, Any] | None:
-    try:
-        uuid.UUID(run_id)
-    except ValueError:
+    if not db.is_uuid(run_id):
         return None
     return db.one(
         "SELECT * FROM run_audit WHERE run_id = CAST(:run AS uuid) AND tenant_id = CAST(:tenant AS uuid)",

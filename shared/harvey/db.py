@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -148,6 +149,15 @@ def transaction() -> Iterator[None]:
 def jsonb(value: Any) -> str:
     """Serialise for a `CAST(:x AS jsonb)` parameter."""
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def is_uuid(value: object) -> bool:
+    """Guard for ids taken from requests: a malformed one would otherwise fail the SQL cast."""
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def ping() -> None:

@@ -93,10 +93,8 @@ def parse(body: dict[str, Any]) -> FeedbackRequest:
         if field == "rating":
             message = "'rating' must be one of -1, 0 or 1"
         raise InvalidFeedback(field, message) from exc
-    try:
-        uuid.UUID(parsed.run_id)
-    except ValueError as exc:
-        raise InvalidFeedback("run_id", "'run_id' must be a UUID") from exc
+    if not db.is_uuid(parsed.run_id):
+        raise InvalidFeedback("run_id", "'run_id' must be a UUID")
     return parsed
 
 
@@ -195,11 +193,7 @@ def _exists(tenant_id: str, run_id: str) -> bool:
 
 def summary(tenant_id: str, run_id: str) -> dict[str, Any]:
     """Count, mean rating, error labels and missing sources of one run; RunNotFound if unknown."""
-    try:
-        uuid.UUID(run_id)
-    except ValueError as exc:
-        raise RunNotFound(f"no run {run_id}") from exc
-    if not _exists(tenant_id, run_id):
+    if not db.is_uuid(run_id) or not _exists(tenant_id, run_id):
         raise RunNotFound(f"no run {run_id}")
     where = "f.tenant_id = CAST(:t AS uuid) AND f.run_id = CAST(:r AS uuid)"
     totals = db.one(

@@ -117,9 +117,7 @@ def _finish(run_id: str, status: str, *, result: dict | None = None, error: dict
 
 def get(tenant_id: str, run_id: str) -> dict[str, Any] | None:
     """The tenant's run row, or None (also for another tenant's run and for malformed ids)."""
-    try:
-        uuid.UUID(run_id)
-    except ValueError:
+    if not db.is_uuid(run_id):
         return None
     return db.one(
         "SELECT * FROM runs WHERE run_id = CAST(:run AS uuid) AND tenant_id = CAST(:tenant AS uuid)",

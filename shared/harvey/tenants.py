@@ -93,6 +93,8 @@ def by_name(name: str) -> Tenant:
 
 
 def by_id(tenant_id: str) -> Tenant:
+    if not db.is_uuid(tenant_id):
+        raise UnknownTenant(f"no tenant with id {tenant_id}")
     row = db.one("SELECT * FROM tenants WHERE id = CAST(:id AS uuid)", id=tenant_id)
     if row is None:
         raise UnknownTenant(f"no tenant with id {tenant_id}")

@@ -15,7 +15,6 @@ from collections.abc import Callable
 
 log = logging.getLogger("harvey.warmup")
 _started = threading.Event()
-done = threading.Event()
 
 
 def start(*loaders: Callable[[], object]) -> None:
@@ -30,7 +29,6 @@ def start(*loaders: Callable[[], object]) -> None:
                 load()
             except Exception as exc:  # noqa: BLE001 - the request path will retry and report it
                 log.warning("warm-up step failed", extra={"step": getattr(load, "__name__", "?"), "error": str(exc)})
-        done.set()
         log.info("warm-up finished", extra={"seconds": round(time.perf_counter() - began, 3)})
 
     threading.Thread(target=work, name="harvey-warmup", daemon=True).start()
