@@ -8,7 +8,7 @@ import sys
 
 import pytest
 from harvey.faith_text import numbers, split_markdown, split_sentences
-from harvey.faithfulness import THRESHOLD, assess, is_structure, parse_citations, support_score
+from harvey.faithfulness import THRESHOLD, assess, is_structure, parse_citations, support, support_score
 
 ART_335 = (
     "Art. 335. O réu poderá oferecer contestação, por petição, no prazo de 15 (quinze) dias, cujo termo "
@@ -176,10 +176,12 @@ def test_assess_reports_bad_citation_uncited_claim_and_changed_fact():
         "O prazo para a contestação é de 30 dias [1][2].",
     ]
     good, missing, uncited, wrong = report["sentences"]
-    assert good["supported"] and good["citations"] == [1]
+    assert good["supported"] and good["citations"] == [1] and good["flags"] == []
     assert missing == {**missing, "citations": [3], "support_score": 0.0, "supported": False}
-    assert uncited == {**uncited, "citations": [], "supported": False}
+    assert missing["flags"] == ["citation_missing"]
+    assert uncited == {**uncited, "citations": [], "supported": False, "flags": []}
     assert wrong["citations"] == [1, 2] and not wrong["supported"]
+    assert "number_missing" in wrong["flags"]
     assert report["unsupported"] == 2
     assert report["uncited_claims"] == 1
     assert report["threshold"] == THRESHOLD
@@ -187,6 +189,20 @@ def test_assess_reports_bad_citation_uncited_claim_and_changed_fact():
     assert report["score"] == 0.25
     cited = [good, missing, wrong]
     assert report["mean_support"] == pytest.approx(sum(s["support_score"] for s in cited) / 3, abs=1e-3)
+
+
+def test_added_restrictor_vetoes_a_restatement_and_only_flags_a_loose_paraphrase():
+    from harvey.faith_features import RESTATEMENT_COVERAGE, sentence_features, veto_factor
+
+    restated = "O réu somente poderá oferecer contestação, por petição, no prazo de 15 dias."
+    loose = "Somente o réu, querendo, apresentará defesa por petição em quinze dias contados da audiência."
+    for claim in (restated, loose):
+        assert "restrictor_missing" in support(claim, [ART_335])[1]
+    (values,) = sentence_features(restated, [ART_335])
+    assert values["unit_coverage"] >= RESTATEMENT_COVERAGE and veto_factor(values) < 1.0
+    (values,) = sentence_features(loose, [ART_335])
+    assert values["unit_coverage"] < RESTATEMENT_COVERAGE
+    assert veto_factor({**values, "novel_run": 0.0}) == 1.0
 
 
 def test_assess_of_structure_only_draft_scores_one():

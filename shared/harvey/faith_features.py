@@ -1,9 +1,9 @@
 """Entailment evidence between one claim sentence and its cited passages, as a fixed feature vector.
 
 Lexical overlap alone rewards distractors that reuse the statute's words with one fact changed, so
-next to coverage (how much of the claim the best passage window accounts for) the vector carries
-vetoes for what a changed fact looks like: a number, an article, a deadline, a negation, a
-restrictive quantifier or a modal/antonym swap that the passage does not back.
+next to coverage (how much of the claim the best passage window accounts for, and in which order)
+the vector carries detectors for what a changed fact looks like: a number, an article, a deadline,
+a negation, a restrictive quantifier or a modal/antonym swap that the passage does not back.
 """
 
 from __future__ import annotations
@@ -31,18 +31,37 @@ from harvey.faith_text import (
 # content stems) calibrates coverage across claims: covering a generic claim ("o advogado deve...")
 # is cheap in any statute, covering a specific one is evidence. It has no IDF table outside
 # Portuguese and is then left at the training mean (None), i.e. neutral.
-FEATURES = ("coverage", "specificity", "log_length")
-# Changed-fact detectors: too rare in the development data to be weighted by a fit, and decisive
-# when they fire, so each multiplies the support probability by a fixed factor.
+# `lcs` is the order-preserving share of the claim's content stems in the best window (a reshuffled
+# rule shares words, not sequence); `context_size` the breadth of the cited text (a long article
+# covers any claim's words by chance, so it gets a negative weight).
+FEATURES = ("coverage", "specificity", "log_length", "lcs", "context_size")
+# Changed-fact detectors that cut the support probability by a fixed factor when they fire: too rare
+# in the development data to be weighted by a fit, and decisive when they do.
 VETOES = {
     "number_missing": 0.15,
     "article_missing": 0.15,
-    "negation_mismatch": 0.15,
-    "antonym_conflict": 0.2,
+    "negation_mismatch": 0.15,  # gated by its own NEGATION_MIN_COVERAGE
     "novel_run": 0.25,
+}
+# A swapped modal, an added restrictor or a legal antonym cuts only a claim that otherwise restates
+# one unit of the source: there it is a changed rule. On looser paraphrase these fired on correct
+# faithfulness-oab options as often as on distractors, and cost ~0.01 AUC as unconditional vetoes.
+RESTATEMENT_VETOES = {
     "modal_mismatch": 0.15,
     "restrictor_missing": 0.15,
+    "antonym_conflict": 0.2,
 }
+RESTATEMENT_COVERAGE = 0.85
+# Reported with each sentence for the reviewer, whether or not they move the score.
+FLAGS = (
+    "number_missing",
+    "article_missing",
+    "negation_mismatch",
+    "modal_mismatch",
+    "restrictor_missing",
+    "antonym_conflict",
+    "novel_run",
+)
 NOVEL_RUN = 3  # consecutive content words absent from every passage: an added clause
 # Polarity is compared only with a passage unit that restates the claim; below this weighted
 # coverage of the claim by the unit a "não" on either side says nothing.
@@ -167,6 +186,22 @@ def _bigrams(text: _Text, language: str) -> set[tuple[str, str]]:
     return set(zip(seq, seq[1:], strict=False))
 
 
+def _content_sequence(text: _Text, language: str) -> list[str]:
+    stop = STOPWORDS[language]
+    return [s for w, s in zip(text.words, text.stems, strict=True) if w not in stop and len(w) > 1]
+
+
+def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the longest common subsequence of two stem sequences."""
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        current = [0]
+        for j, y in enumerate(b):
+            current.append(previous[j] + 1 if x == y else max(previous[j + 1], current[j]))
+        previous = current
+    return previous[-1]
+
+
 def _polarity(words: tuple[str, ...], language: str) -> int:
     return sum(w in NEGATIONS[language] for w in words) % 2
 
@@ -195,11 +230,14 @@ def features(claim: str, passages: list[str], language: str) -> dict[str, float 
     claim_bigrams = _bigrams(c, language)
     claim_words = set(c.words)
     window_words = set(best.words)
+    claim_sequence = _content_sequence(c, language)
     antonym = any(
         word in claim_words and word not in window_words and _ANTONYM_OF[word] & window_words for word in _ANTONYM_OF
     )
     return {
         "coverage": max(best_cov, 0.0),
+        "lcs": _lcs(claim_sequence, _content_sequence(best, language)) / len(claim_sequence) if claim_sequence else 1.0,
+        "context_size": math.log1p(len(whole.content)),
         "coverage_all": sum(weights[s] for s in c.content & whole.content) / total,
         "bigram_coverage": len(claim_bigrams & _bigrams(best, language)) / len(claim_bigrams) if claim_bigrams else 1.0,
         "novel_run": float(longest >= NOVEL_RUN),
@@ -249,12 +287,20 @@ def predict(model: dict, row: Sequence[float | None]) -> float:
 
 
 def veto_factor(values: dict[str, float | None]) -> float:
-    """Product of the factors of every changed-fact detector that fires."""
+    """Product of the factors of every changed-fact detector that fires (see VETOES)."""
+    vetoes = dict(VETOES)
+    if (values["unit_coverage"] or 0.0) >= RESTATEMENT_COVERAGE:
+        vetoes |= RESTATEMENT_VETOES
     factor = 1.0
-    for name, cut in VETOES.items():
+    for name, cut in vetoes.items():
         if values[name]:
             factor *= cut
     return factor
+
+
+def flags(values: dict[str, float | None]) -> list[str]:
+    """Names of the changed-fact detectors that fire, for the reviewer."""
+    return [name for name in FLAGS if values[name]]
 
 
 def score(model: dict, values: dict[str, float | None]) -> float:

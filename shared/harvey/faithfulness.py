@@ -4,15 +4,20 @@ A claim is scored against the best-matching window of its cited passages (up to 
 sentences or statute items, or an item joined to its caput) with a logistic combination of evidence
 fitted on the OAB development pairs (`python -m harvey.faith_fit`, coefficients in
 `models/faith_lr.json`): IDF-weighted coverage of the claim's content stems by that window, the
-claim's specificity (mean IDF of its stems: covering a generic claim proves little) and its length;
-then fixed vetoes for a changed fact cut the probability down.
+claim's specificity (mean IDF of its stems: covering a generic claim proves little), its length, the
+order-preserving overlap with that window and the breadth of the cited text; then a changed number,
+an article the source lacks, a flipped negation or an added clause cut the probability down, and so
+does a swapped modal, an added restrictor or a legal antonym in a claim that restates the source.
+Every detector that fires is reported as a flag on the sentence.
 
 What it can catch: numbers, values, percentages and deadlines absent from the cited text ("30 dias"
 against "15 dias", written or in digits), article/paragraph/inciso numbers not in the source, a
 flipped negation ("não", "vedado", "salvo", "sem"...) against a unit the claim otherwise restates,
-an added restrictive quantifier ("somente", "todos", "exclusivo"), a mandatory/permissive modal swap
-("deve" against "pode"), a handful of legal antonyms (ativo/passivo, absoluta/relativa,
-federal/estadual...), and clauses whose content words the sources do not contain.
+clauses whose content words the sources do not contain, and, in a claim that restates a unit of the
+source (>= 85% of its weighted stems), an added restrictive quantifier ("somente", "todos",
+"exclusivo"), a mandatory/permissive modal swap ("deve" against "pode") or a legal antonym
+(ativo/passivo, absoluta/relativa, federal/estadual...). In looser paraphrase those three are only
+flagged: on the OAB data they fired on correct options as often as on distractors.
 What it cannot catch: paraphrase beyond shared stems (synonyms read as novelty, so faithful
 rewording scores lower), facts that need world knowledge, the facts of the case or inference across
 passages (many correct OAB options need the question stem), a claim that restates the source
@@ -20,7 +25,7 @@ faithfully but answers a different question (OAB "EXCETO" distractors are verbat
 wrong date written as a different but present number, entity/role/body swaps inside one passage
 ("A sued B" vs "B sued A", "Conselho Federal" vs "Seccional" when both occur; swapped quorums such
 as "dois terços" vs "maioria absoluta" when both occur), and subtle scope changes made with words it
-has no rule for. On faithfulness-oab it ranks a supported option above a distractor about 71% of
+has no rule for. On faithfulness-oab it ranks a supported option above a distractor about 72% of
 the time (grouped CV AUC); semantic similarity from the bundled embedder, entity/quorum/scope swap
 detectors and a gradient-boosted combination were measured and did not pay for their cost
 (see `faith_fit`). It is a screening signal that sends sentences to human review, not a proof of
@@ -97,20 +102,29 @@ def is_structure(sentence: str) -> bool:
 
 def support_score(claim: str, passages: Sequence[str]) -> float:
     """Probability-like score in [0,1] that `passages` entail `claim`: the weakest of its sentences."""
+    return support(claim, passages)[0]
+
+
+def support(claim: str, passages: Sequence[str]) -> tuple[float, list[str]]:
+    """The support score and the changed-fact detectors that fired in any sentence of `claim`."""
     passages = [p for p in passages if p and p.strip()]
     claim = strip_citations(claim)
     if not passages or not claim.strip():
-        return 0.0
-    from harvey.faith_features import score, sentence_features
+        return 0.0, []
+    from harvey.faith_features import flags, score, sentence_features
 
-    return min(score(_model(), values) for values in sentence_features(claim, passages))
+    per_sentence = sentence_features(claim, passages)
+    fired = {name for values in per_sentence for name in flags(values)}
+    return min(score(_model(), values) for values in per_sentence), sorted(fired)
 
 
 def assess(document_md: str, sources: Mapping[int, str]) -> dict:
     """Faithfulness report of a Markdown draft against its numbered sources.
 
-    Every sentence carrying a citation is scored against the passages it cites; citing a number
-    missing from `sources` makes the sentence unsupported with score 0. Sentences without a citation
+    Every sentence carrying a citation is scored against the passages it cites, and lists in `flags`
+    the changed-fact detectors that fired (see `faith_features.FLAGS`), whether or not they lowered
+    the score; citing a number missing from `sources` makes the sentence unsupported with score 0
+    and flag "citation_missing". Sentences without a citation
     that are not structure (see `is_structure`) are reported with citations [], score 0 and
     supported False, and counted in `uncited_claims`. The overall score is the share of claims that are
     supported by what they cite (uncited claims count against it), so a lawyer can read 0.75 as
@@ -128,12 +142,12 @@ def assess(document_md: str, sources: Mapping[int, str]) -> dict:
             if is_structure(sentence):
                 continue
             uncited += 1
-            report.append({"text": sentence, "citations": [], "support_score": 0.0, "supported": False})
+            report.append({"text": sentence, "citations": [], "support_score": 0.0, "supported": False, "flags": []})
             continue
         if any(n not in sources for n in citations):
-            score = 0.0
+            score, flags = 0.0, ["citation_missing"]
         else:
-            score = support_score(sentence, [sources[n] for n in citations])
+            score, flags = support(sentence, [sources[n] for n in citations])
         cited_scores.append(score)
         report.append(
             {
@@ -141,6 +155,7 @@ def assess(document_md: str, sources: Mapping[int, str]) -> dict:
                 "citations": citations,
                 "support_score": round(score, 4),
                 "supported": score >= THRESHOLD,
+                "flags": flags,
             }
         )
     claims = len(cited_scores) + uncited
