@@ -138,3 +138,31 @@ def test_generate_requested_that_can_never_succeed_is_400(client, make_tenant, d
     headers, body = to_binary(event)
     response = client.post("/", data=body, headers=dict(headers))
     assert response.status_code == 400 and response.get_json()["error"]["field"] == field
+
+
+def test_generated_event_anchors_the_audit_chain_against_deleting_its_newest_row(
+    client, make_tenant, demo_docs, sink, settings_env
+):
+    from click.testing import CliRunner
+    from harvey.cli import main
+    from harvey.ingest import ingest
+
+    tenant, key = make_tenant()
+    ingest(tenant.id, [d for d in demo_docs if d.document_id in WANTED])
+    settings_env(K_SINK=sink.url)
+    response = client.post("/", data=json.dumps(VALID), content_type="application/json",
+                           headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+    run_id = response.get_json()["run_id"]
+    [event] = [e for e in sink.events if e["type"] == "com.harvey.document.generated"]
+    row = audit.get(tenant.id, run_id)
+    assert (event["data"]["audit_seq"], event["data"]["audit_row_hash"]) == (row["seq"], row["row_hash"])
+
+    anchor = f"{event['data']['audit_seq']}:{event['data']['audit_row_hash']}"
+    verify = ["audit", "verify", "--tenant", tenant.name, "--anchor", anchor, "--json"]
+    assert CliRunner().invoke(main, verify).exit_code == 0
+    db.query("DELETE FROM run_audit WHERE run_id = CAST(:r AS uuid)", r=run_id)
+    result = CliRunner().invoke(main, verify)
+    assert result.exit_code == 1
+    assert json.loads(result.output)[tenant.name]["problems"] == [{"problem": "anchor_missing", "seq": row["seq"]}]
+    bad = CliRunner().invoke(main, ["audit", "verify", "--tenant", tenant.name, "--anchor", "7:nothex"])
+    assert bad.exit_code == 2 and "SEQ:SHA256" in bad.output

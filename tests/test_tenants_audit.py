@@ -128,3 +128,34 @@ def test_rehashing_a_forged_row_still_breaks_the_next_link(make_tenant):
     )  # fmt: skip
     problems = audit.verify(tenant.id).problems
     assert problems == [{"problem": "broken_link", "seq": 2, "run_id": rows[1]["run_id"]}]
+
+
+def test_deleting_the_newest_rows_shows_only_against_an_anchor(make_tenant):
+    tenant, _ = make_tenant()
+    rows = [audit.write(_record(tenant.id)) for _ in range(3)]
+    head = audit.Anchor(rows[-1]["seq"], rows[-1]["row_hash"])
+    assert audit.verify(tenant.id, anchors=[head]).ok
+    db.query("DELETE FROM run_audit WHERE run_id = CAST(:r AS uuid)", r=rows[-1]["run_id"])
+    assert audit.verify(tenant.id).ok  # a shorter chain is still a valid chain
+    assert audit.verify(tenant.id, anchors=[head]).problems == [{"problem": "anchor_missing", "seq": 3}]
+    forged = audit.Anchor(2, "f" * 64)
+    assert audit.verify(tenant.id, anchors=[forged]).problems == [{"problem": "anchor_mismatch", "seq": 2}]
+
+
+def test_anchor_before_the_retention_checkpoint_is_not_a_problem(make_tenant):
+    tenant, _ = make_tenant()
+    rows = [audit.write(_record(tenant.id)) for _ in range(3)]
+    db.query(
+        "INSERT INTO audit_checkpoints (tenant_id, seq, row_hash) VALUES (CAST(:t AS uuid), 2, :h)",
+        t=tenant.id, h=rows[1]["row_hash"],
+    )  # fmt: skip
+    db.query("DELETE FROM run_audit WHERE tenant_id = CAST(:t AS uuid) AND seq <= 2", t=tenant.id)
+    anchors = [audit.Anchor(r["seq"], r["row_hash"]) for r in rows]
+    assert audit.verify(tenant.id, anchors=anchors).ok
+    assert not audit.verify(tenant.id, anchors=[audit.Anchor(2, "0" * 64)]).ok
+
+
+@pytest.mark.parametrize("text", ["12", "x:" + "a" * 64, "3:abc", "3:" + "g" * 64])
+def test_malformed_anchor_is_refused(text):
+    with pytest.raises(ValueError, match="SEQ:SHA256"):
+        audit.Anchor.parse(text)

@@ -2,15 +2,19 @@
 
 Each row's `row_hash` is SHA-256 over its canonical content plus the previous row's
 hash, so altering, deleting or re-ordering any row breaks every hash after it.
-Retention may prune the oldest rows; it first records the last pruned row's hash
-in `audit_checkpoints`, from which verification then starts.
+Deleting the newest rows leaves a shorter valid chain: that shows only against a head
+kept elsewhere (an `Anchor`, from the run's CloudEvent). Retention may prune the
+oldest rows; it first records the last pruned row's hash in `audit_checkpoints`,
+from which verification then starts.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -137,8 +141,28 @@ class ChainReport:
         return not self.problems
 
 
-def verify(tenant_id: str, batch: int = 1000) -> ChainReport:
-    """Walk the tenant's chain from its checkpoint; report altered, missing or re-ordered rows."""
+@dataclass(frozen=True)
+class Anchor:
+    """A (seq, row_hash) pair kept outside the database, e.g. from a `document.generated` event."""
+
+    seq: int
+    row_hash: str
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        seq, sep, digest = text.partition(":")
+        if not sep or not seq.strip().isdigit() or not re.fullmatch(r"[0-9a-f]{64}", digest.strip()):
+            raise ValueError(f"anchor {text!r} is not SEQ:SHA256 (e.g. 42:9f86d0…, 64 hex digits)")
+        return cls(int(seq), digest.strip())
+
+
+def verify(tenant_id: str, batch: int = 1000, anchors: Sequence[Anchor] = ()) -> ChainReport:
+    """Walk the tenant's chain from its checkpoint; report altered, missing or re-ordered rows.
+
+    The chain alone cannot show that its newest rows were deleted: a shorter chain is still a valid
+    one. `anchors` are heads recorded elsewhere (each run's event carries `audit_seq` and
+    `audit_row_hash`); a row they name must still be there with the same hash.
+    """
     report = ChainReport(tenant_id)
     checkpoint = db.one(
         "SELECT seq, row_hash FROM audit_checkpoints WHERE tenant_id = CAST(:tenant AS uuid)",
@@ -146,6 +170,8 @@ def verify(tenant_id: str, batch: int = 1000) -> ChainReport:
     )
     expected_seq = checkpoint["seq"] + 1 if checkpoint else 1
     expected_prev = checkpoint["row_hash"] if checkpoint else GENESIS
+    wanted = {a.seq for a in anchors}
+    seen = {checkpoint["seq"]: checkpoint["row_hash"]} if checkpoint else {}
     while True:
         rows = db.query(
             "SELECT * FROM run_audit WHERE tenant_id = CAST(:tenant AS uuid) AND seq >= :from_seq "
@@ -164,5 +190,16 @@ def verify(tenant_id: str, batch: int = 1000) -> ChainReport:
             report.rows_checked += 1
             expected_seq = row["seq"] + 1
             expected_prev = row["row_hash"]
+            if row["seq"] in wanted:
+                seen[row["seq"]] = row["row_hash"]
         if len(rows) < batch:
-            return report
+            break
+    pruned_up_to = checkpoint["seq"] if checkpoint else 0
+    for anchor in anchors:
+        if anchor.seq < pruned_up_to:
+            continue  # removed by retention, which keeps only the checkpoint's hash
+        if anchor.seq not in seen:
+            report.problems.append({"problem": "anchor_missing", "seq": anchor.seq})
+        elif seen[anchor.seq] != anchor.row_hash:
+            report.problems.append({"problem": "anchor_mismatch", "seq": anchor.seq})
+    return report

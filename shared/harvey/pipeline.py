@@ -352,7 +352,7 @@ def _run_steps(
     record.agent_trace = trace.steps
     record.ended_at = datetime.now(UTC)
     record.execution_time_ms = int((time.perf_counter() - clock) * 1000)
-    audit.write(record)
+    head = audit.write(record)
 
     withheld = tenant.logs_only
     metrics.DOCUMENTS_GENERATED.labels(doc_type=req.doc_type).inc()
@@ -363,6 +363,8 @@ def _run_steps(
             "run_id": record.run_id, "tenant_id": tenant.id, "doc_type": req.doc_type,
             "model_used": completion.model, "faithfulness_score": report["score"],
             "output_hash": record.output_hash, "withheld": withheld,
+            # the chain head, kept by whoever consumes the event: `harvey audit verify --anchor`
+            "audit_seq": head["seq"], "audit_row_hash": head["row_hash"],
         },
         subject=record.run_id,
         run_id=record.run_id,

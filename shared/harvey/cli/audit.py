@@ -32,21 +32,35 @@ def show(run_id: str, tenant_name: str) -> None:
 @audit.command("verify")
 @click.option("--tenant", "tenant_name", help="Tenant to verify.")
 @click.option("--all", "all_tenants", is_flag=True, help="Verify every tenant.")
+@click.option(
+    "--anchor",
+    "anchor_texts",
+    multiple=True,
+    metavar="SEQ:HASH",
+    help="A chain head recorded outside the database (the audit_seq and audit_row_hash of a "
+    "com.harvey.document.generated event); repeatable. Catches deletion of the newest rows.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @friendly_errors
-def verify(tenant_name: str | None, all_tenants: bool, as_json: bool) -> None:
+def verify(tenant_name: str | None, all_tenants: bool, anchor_texts: tuple[str, ...], as_json: bool) -> None:
     """Recompute the hash chain; exit 1 and list every altered, missing or re-linked row."""
     from harvey import audit as trail
     from harvey import db, tenants
 
     if bool(tenant_name) == all_tenants:
         raise click.UsageError("give exactly one of --tenant NAME or --all")
+    if anchor_texts and all_tenants:
+        raise click.UsageError("--anchor belongs to one tenant's chain: use it with --tenant")
+    try:
+        anchors = [trail.Anchor.parse(text) for text in anchor_texts]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--anchor") from exc
     if all_tenants:
         targets = [(r["name"], str(r["id"])) for r in db.query("SELECT id, name FROM tenants ORDER BY name")]
     else:
         assert tenant_name is not None
         targets = [(tenant_name, tenants.by_name(tenant_name).id)]
-    reports = {name: trail.verify(tenant_id) for name, tenant_id in targets}
+    reports = {name: trail.verify(tenant_id, anchors=anchors) for name, tenant_id in targets}
     if as_json:
         echo_json({name: {"ok": r.ok, "rows_checked": r.rows_checked, "problems": r.problems}
                    for name, r in reports.items()})  # fmt: skip
