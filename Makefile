@@ -36,7 +36,7 @@ test: install tools ## Run the whole test suite against the local PostgreSQL and
 lint: install ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check shared functions tests
 	$(VENV)/bin/ruff format --check shared functions tests
-	$(VENV)/bin/mypy shared/harvey --ignore-missing-imports
+	MYPYPATH=shared $(VENV)/bin/mypy --ignore-missing-imports --explicit-package-bases shared/harvey functions
 
 format: install ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix shared functions tests

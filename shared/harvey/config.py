@@ -16,35 +16,35 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     # Stores
-    database_url: str | None = Field(None, alias="DATABASE_URL")
-    redis_url: str | None = Field(None, alias="REDIS_URL")
-    qdrant_url: str | None = Field(None, alias="QDRANT_URL")
-    qdrant_api_key: str | None = Field(None, alias="QDRANT_API_KEY")
-    qdrant_path: Path = Field(Path(".harvey/qdrant"), alias="QDRANT_PATH")
-    qdrant_collection: str = Field("harvey_chunks", alias="HARVEY_COLLECTION")
-    home: Path = Field(Path(".harvey"), alias="HARVEY_HOME")
-    db_timeout_s: float = Field(30.0, alias="HARVEY_DB_TIMEOUT_S")
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    qdrant_url: str | None = Field(default=None, alias="QDRANT_URL")
+    qdrant_api_key: str | None = Field(default=None, alias="QDRANT_API_KEY")
+    qdrant_path: Path = Field(default=Path(".harvey/qdrant"), alias="QDRANT_PATH")
+    qdrant_collection: str = Field(default="harvey_chunks", alias="HARVEY_COLLECTION")
+    home: Path = Field(default=Path(".harvey"), alias="HARVEY_HOME")
+    db_timeout_s: float = Field(default=30.0, alias="HARVEY_DB_TIMEOUT_S")
 
     # Models
-    llm_models: str = Field("harvey/extractive", alias="HARVEY_LLM_MODELS")
-    llm_timeout_s: float = Field(60.0, alias="HARVEY_LLM_TIMEOUT_S")
-    llm_retries: int = Field(1, alias="HARVEY_LLM_RETRIES")
-    llm_api_base: str | None = Field(None, alias="HARVEY_LLM_API_BASE")
-    embedding_model: str = Field("harvey/local", alias="HARVEY_EMBEDDING_MODEL")
+    llm_models: str = Field(default="harvey/extractive", alias="HARVEY_LLM_MODELS")
+    llm_timeout_s: float = Field(default=60.0, alias="HARVEY_LLM_TIMEOUT_S")
+    llm_retries: int = Field(default=1, alias="HARVEY_LLM_RETRIES")
+    llm_api_base: str | None = Field(default=None, alias="HARVEY_LLM_API_BASE")
+    embedding_model: str = Field(default="harvey/local", alias="HARVEY_EMBEDDING_MODEL")
 
     # Pipeline
-    top_k: int = Field(6, alias="HARVEY_TOP_K")
-    max_revisions: int = Field(1, alias="HARVEY_MAX_REVISIONS")
-    max_request_bytes: int = Field(64 * 1024, alias="HARVEY_MAX_REQUEST_BYTES")
-    prompt_version: str = Field("2026-11-25.1", alias="HARVEY_PROMPT_VERSION")
-    cache_ttl_s: int = Field(3600, alias="HARVEY_CACHE_TTL_S")
+    top_k: int = Field(default=6, alias="HARVEY_TOP_K")
+    max_revisions: int = Field(default=1, alias="HARVEY_MAX_REVISIONS")
+    max_request_bytes: int = Field(default=64 * 1024, alias="HARVEY_MAX_REQUEST_BYTES")
+    prompt_version: str = Field(default="2026-11-25.1", alias="HARVEY_PROMPT_VERSION")
+    cache_ttl_s: int = Field(default=3600, alias="HARVEY_CACHE_TTL_S")
 
     # Events
-    k_sink: str | None = Field(None, alias="K_SINK")
-    k_ce_overrides: str | None = Field(None, alias="K_CE_OVERRIDES")
-    event_source: str = Field("/harvey", alias="HARVEY_EVENT_SOURCE")
+    k_sink: str | None = Field(default=None, alias="K_SINK")
+    k_ce_overrides: str | None = Field(default=None, alias="K_CE_OVERRIDES")
+    event_source: str = Field(default="/harvey", alias="HARVEY_EVENT_SOURCE")
 
-    log_level: str = Field("INFO", alias="HARVEY_LOG_LEVEL")
+    log_level: str = Field(default="INFO", alias="HARVEY_LOG_LEVEL")
 
     @property
     def llm_chain(self) -> list[str]:

@@ -166,7 +166,7 @@ def ping() -> None:
 
 def _migrations() -> list[tuple[str, str]]:
     folder = resources.files("harvey") / "migrations"
-    files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+    files = sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
     return [(p.name.removesuffix(".sql"), p.read_text(encoding="utf-8")) for p in files]
 
 

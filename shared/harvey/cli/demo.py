@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -10,7 +11,7 @@ from harvey.cli._common import friendly_errors, progress_bar
 
 TENANT = "escritorio-demo"
 
-DRAFTS = [
+DRAFTS: list[dict[str, Any]] = [
     {
         "doc_type": "peticao_inicial",
         "task": "Ação de indenização por danos morais e materiais contra banco por cobrança indevida de tarifa "
