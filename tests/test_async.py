@@ -165,4 +165,4 @@ def test_generated_event_anchors_the_audit_chain_against_deleting_its_newest_row
     assert result.exit_code == 1
     assert json.loads(result.output)[tenant.name]["problems"] == [{"problem": "anchor_missing", "seq": row["seq"]}]
     bad = CliRunner().invoke(main, ["audit", "verify", "--tenant", tenant.name, "--anchor", "7:nothex"])
-    assert bad.exit_code == 2 and "SEQ:SHA256" in bad.output
+    assert bad.exit_code == 2 and "SEQ:HASH" in bad.output

@@ -135,10 +135,16 @@ class ChainReport:
     tenant_id: str
     rows_checked: int = 0
     problems: list[dict[str, Any]] = field(default_factory=list)
+    # anchors older than the retention checkpoint: their rows are gone by design, so they prove nothing
+    # either way (expected for runs older than the retention period, suspicious for recent ones)
+    unverifiable: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+_ANCHOR = re.compile(r"(?P<seq>[0-9]+):(?P<hash>[0-9a-fA-F]{64})")
 
 
 @dataclass(frozen=True)
@@ -150,18 +156,19 @@ class Anchor:
 
     @classmethod
     def parse(cls, text: str) -> Anchor:
-        seq, sep, digest = text.partition(":")
-        if not sep or not seq.strip().isdigit() or not re.fullmatch(r"[0-9a-f]{64}", digest.strip()):
-            raise ValueError(f"anchor {text!r} is not SEQ:SHA256 (e.g. 42:9f86d0…, 64 hex digits)")
-        return cls(int(seq), digest.strip())
+        match = _ANCHOR.fullmatch(text.strip())
+        if not match or int(match["seq"]) < 1:
+            raise ValueError(f"{text!r} is not SEQ:HASH (a sequence number from 1, a colon, 64 hex digits)")
+        return cls(int(match["seq"]), match["hash"].lower())
 
 
 def verify(tenant_id: str, batch: int = 1000, anchors: Sequence[Anchor] = ()) -> ChainReport:
     """Walk the tenant's chain from its checkpoint; report altered, missing or re-ordered rows.
 
     The chain alone cannot show that its newest rows were deleted: a shorter chain is still a valid
-    one. `anchors` are heads recorded elsewhere (each run's event carries `audit_seq` and
-    `audit_row_hash`); a row they name must still be there with the same hash.
+    one. `anchors` are heads recorded elsewhere (each generated document's event and log line carry
+    `audit_seq` and `audit_row_hash`); a row they name must still be there with the same hash, which
+    protects the chain up to the newest anchor kept.
     """
     report = ChainReport(tenant_id)
     checkpoint = db.one(
@@ -195,11 +202,11 @@ def verify(tenant_id: str, batch: int = 1000, anchors: Sequence[Anchor] = ()) ->
         if len(rows) < batch:
             break
     pruned_up_to = checkpoint["seq"] if checkpoint else 0
-    for anchor in anchors:
+    for anchor in dict.fromkeys(anchors):
         if anchor.seq < pruned_up_to:
-            continue  # removed by retention, which keeps only the checkpoint's hash
-        if anchor.seq not in seen:
+            report.unverifiable.append({"anchor_seq": anchor.seq, "checkpoint_seq": pruned_up_to})
+        elif anchor.seq not in seen:
             report.problems.append({"problem": "anchor_missing", "seq": anchor.seq})
-        elif seen[anchor.seq] != anchor.row_hash:
+        elif seen[anchor.seq] != anchor.row_hash.lower():
             report.problems.append({"problem": "anchor_mismatch", "seq": anchor.seq})
     return report

@@ -263,7 +263,8 @@ def purge_document(params: Params) -> dict[str, Any]:
         t=tenant.id, d=document_id,
     )  # fmt: skip
     cache.bump_generation(tenant.id)
-    return {**summary, "status": "purged", "audit_run_id": str(row["run_id"]), "audit_seq": row["seq"]}
+    return {**summary, "status": "purged", "audit_run_id": str(row["run_id"]), "audit_seq": row["seq"],
+            "audit_row_hash": row["row_hash"]}  # fmt: skip
 
 
 def verify_audit(params: Params) -> dict[str, Any]:

@@ -37,13 +37,14 @@ def show(run_id: str, tenant_name: str) -> None:
     "anchor_texts",
     multiple=True,
     metavar="SEQ:HASH",
-    help="A chain head recorded outside the database (the audit_seq and audit_row_hash of a "
-    "com.harvey.document.generated event); repeatable. Catches deletion of the newest rows.",
+    help="A chain head kept outside the database: audit_seq and audit_row_hash from a "
+    "com.harvey.document.generated event or log line. Repeatable. Catches deletion of rows up to it.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @friendly_errors
 def verify(tenant_name: str | None, all_tenants: bool, anchor_texts: tuple[str, ...], as_json: bool) -> None:
-    """Recompute the hash chain; exit 1 and list every altered, missing or re-linked row."""
+    """Recompute the hash chain; exit 1 and list every altered, missing or re-linked row, and every
+    --anchor whose row is gone or differs."""
     from harvey import audit as trail
     from harvey import db, tenants
 
@@ -54,7 +55,7 @@ def verify(tenant_name: str | None, all_tenants: bool, anchor_texts: tuple[str, 
     try:
         anchors = [trail.Anchor.parse(text) for text in anchor_texts]
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--anchor") from exc
+        raise click.BadParameter(str(exc), param_hint="'--anchor'") from exc
     if all_tenants:
         targets = [(r["name"], str(r["id"])) for r in db.query("SELECT id, name FROM tenants ORDER BY name")]
     else:
@@ -62,7 +63,8 @@ def verify(tenant_name: str | None, all_tenants: bool, anchor_texts: tuple[str, 
         targets = [(tenant_name, tenants.by_name(tenant_name).id)]
     reports = {name: trail.verify(tenant_id, anchors=anchors) for name, tenant_id in targets}
     if as_json:
-        echo_json({name: {"ok": r.ok, "rows_checked": r.rows_checked, "problems": r.problems}
+        echo_json({name: {"ok": r.ok, "rows_checked": r.rows_checked, "problems": r.problems,
+                          "unverifiable_anchors": r.unverifiable}
                    for name, r in reports.items()})  # fmt: skip
     else:
         for name, report in reports.items():
@@ -70,5 +72,8 @@ def verify(tenant_name: str | None, all_tenants: bool, anchor_texts: tuple[str, 
             click.echo(f"{name}: {report.rows_checked} rows checked, chain {state}")
             for problem in report.problems:
                 click.echo(f"  {problem}")
+            for old in report.unverifiable:
+                click.echo(f"  anchor {old['anchor_seq']} predates the retention checkpoint "
+                           f"(seq {old['checkpoint_seq']}): its row was pruned, nothing to compare")  # fmt: skip
     if not all(r.ok for r in reports.values()):
         sys.exit(1)
