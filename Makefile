@@ -34,8 +34,8 @@ test: install tools ## Run the whole test suite against the local PostgreSQL and
 		$(PY) -m pytest -q
 
 lint: install ## ruff (lint + format check) and mypy
-	$(VENV)/bin/ruff check shared functions tests
-	$(VENV)/bin/ruff format --check shared functions tests
+	$(VENV)/bin/ruff check shared functions tests bench
+	$(VENV)/bin/ruff format --check shared functions tests bench
 	MYPYPATH=shared $(VENV)/bin/mypy --ignore-missing-imports --explicit-package-bases shared/harvey functions
 
 format: install ## Apply ruff's formatting and safe fixes
