@@ -83,6 +83,8 @@ def faithfulness_section(eval_dir: Path) -> list[str]:
     lines += [
         "",
         "FaithBench (CC BY-NC-SA 4.0) is read in place for evaluation only; nothing is fitted on it.",
+        "The checker is fitted on faithfulness-oab, so its row is in-sample; the cross-validated AUC "
+        "(folds grouped by context) is `cv_auc_seeds_mean` in `shared/harvey/models/faith_lr.json`.",
         "",
     ]
     return lines

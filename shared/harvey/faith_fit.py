@@ -14,13 +14,13 @@ similarity from the bundled e5 embedder between the claim and its best lexical w
 over coverage + specificity, at ~70 ms per embedded text), coverage outside the best window,
 entity/quorum/"privativo-concorrente" swap and exception-word detectors, longest verbatim run,
 trigram coverage (each <= +0.00), and gradient boosting / random forests over all of them (0.71-0.74,
-no better than three logistic features), bag-of-words over claim words, absolute words and
+no better than the logistic model), bag-of-words over claim words, absolute words and
 novel-number/antonym counts as features, and veto strengths fitted as features (each <= +0.00 or
-worse). What moved it from 0.71 to 0.72: the longest common subsequence of content stems with the
-best window and the breadth of the cited text as features, and applying the modal, restrictor and
-antonym vetoes only to restatements (they fired on correct options as often as on distractors).
-Turning every veto but numbers/articles into a flag would reach ~0.74, but lets a negated, narrowed
-("somente") or modal-swapped restatement of the source pass, which the product must not do.
+worse). Added since 0.71: the longest common subsequence of content stems with the best window and
+the breadth of the cited text as features (+0.02 without vetoes), and the modal, restrictor and
+antonym vetoes applied only to restatements, judged without the changed word. With the vetoes that
+keep a negated, narrowed ("somente") or modal-swapped restatement from passing, the grouped CV AUC
+is 0.717; turning every veto but numbers/articles into a flag would reach ~0.74.
 Supported options needing the question stem and "EXCETO" questions, whose distractors are
 verbatim incisos, cap lexical evidence near 0.75; centring scores per question would reach ~0.81
 but needs the other options, which a product checker never sees.

@@ -11,13 +11,14 @@ does a swapped modal, an added restrictor or a legal antonym in a claim that res
 Every detector that fires is reported as a flag on the sentence.
 
 What it can catch: numbers, values, percentages and deadlines absent from the cited text ("30 dias"
-against "15 dias", written or in digits), article/paragraph/inciso numbers not in the source, a
+against "15 dias", written or in digits; one present in the text but outside the passage that
+matches the claim is flagged at half weight), article/paragraph/inciso numbers not in the source, a
 flipped negation ("não", "vedado", "salvo", "sem"...) against a unit the claim otherwise restates,
-clauses whose content words the sources do not contain, and, in a claim that restates a unit of the
-source (>= 85% of its weighted stems), an added restrictive quantifier ("somente", "todos",
-"exclusivo"), a mandatory/permissive modal swap ("deve" against "pode") or a legal antonym
-(ativo/passivo, absoluta/relativa, federal/estadual...). In looser paraphrase those three are only
-flagged: on the OAB data they fired on correct options as often as on distractors.
+clauses whose content words the sources do not contain, and, in a claim that restates the source
+(>= 90% of its weighted stems other than the changed word), an added restrictive quantifier
+("somente", "todos", "exclusivo"), a mandatory/permissive modal swap ("deve" against "pode") or a
+legal antonym (ativo/passivo, absoluta/relativa, federal/estadual...). In looser paraphrase those
+three are only flagged: on the OAB data they fired on correct options as often as on distractors.
 What it cannot catch: paraphrase beyond shared stems (synonyms read as novelty, so faithful
 rewording scores lower), facts that need world knowledge, the facts of the case or inference across
 passages (many correct OAB options need the question stem), a claim that restates the source
@@ -51,17 +52,31 @@ def _model() -> dict:
 THRESHOLD: float = float(_model()["threshold"])
 
 _CITATION = re.compile(r"\[(\s*\d+\s*(?:(?:[,;]|[-–—]|\be\b)\s*\d+\s*)*)\]")
+MAX_RANGE = 50  # "[1-999999]" expands to at most this many numbers
 
 
 def parse_citations(sentence: str) -> list[int]:
-    """Citation numbers in order of first use: "[1]", "[1, 2]", "[1][2]", "[1–3]", "[2; 4]"."""
+    """Citation numbers in order of first use: "[1]", "[1, 2]", "[1][2]", "[1–3]", "[2; 4]", "[1 e 3]"."""
     found: list[int] = []
     for group in _CITATION.findall(sentence):
         for part in re.split(r"\s*(?:[,;]|\be\b)\s*", group.strip()):
             bounds = [int(x) for x in re.split(r"\s*[-–—]\s*", part) if x]
-            numbers = range(bounds[0], bounds[-1] + 1) if len(bounds) == 2 and bounds[0] <= bounds[1] else bounds
-            found.extend(n for n in numbers if n not in found)
+            if len(bounds) == 2 and bounds[0] <= bounds[1]:
+                bounds = list(range(bounds[0], min(bounds[1], bounds[0] + MAX_RANGE) + 1))
+            found.extend(n for n in bounds if n not in found)
     return found
+
+
+def strip_unknown_citations(text: str, known: set[int]) -> str:
+    """Rewrite every citation marker to the numbers in `known`, dropping markers left empty: Harvey
+    never shows an invented source. Same marker grammar as `parse_citations`, so nothing the report
+    reads as a citation survives unchecked."""
+
+    def keep(match: re.Match[str]) -> str:
+        valid = [n for n in parse_citations(match.group(0)) if n in known]
+        return f"[{', '.join(str(n) for n in valid)}]" if valid else ""
+
+    return _CITATION.sub(keep, text)
 
 
 def strip_citations(sentence: str) -> str:
@@ -111,11 +126,11 @@ def support(claim: str, passages: Sequence[str]) -> tuple[float, list[str]]:
     claim = strip_citations(claim)
     if not passages or not claim.strip():
         return 0.0, []
-    from harvey.faith_features import flags, score, sentence_features
+    from harvey.faith_features import FLAGS, flags, score, sentence_features
 
     per_sentence = sentence_features(claim, passages)
     fired = {name for values in per_sentence for name in flags(values)}
-    return min(score(_model(), values) for values in per_sentence), sorted(fired)
+    return min(score(_model(), values) for values in per_sentence), [name for name in FLAGS if name in fired]
 
 
 def assess(document_md: str, sources: Mapping[int, str]) -> dict:

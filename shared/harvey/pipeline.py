@@ -42,7 +42,6 @@ _AREAS = {
     "tributário": ("tribut", "imposto", "fisco", "icms", "contribuição"),
     "civil": ("contrato", "dano", "indeniza", "responsabilidade", "obrigação", "posse", "propriedade"),
 }
-_CITATION = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
 
 
 class GenerationError(Exception):
@@ -90,30 +89,6 @@ def classify_area(text: str) -> str:
     scores = {area: sum(lowered.count(k) for k in keys) for area, keys in _AREAS.items()}
     best = max(scores, key=lambda a: scores[a])
     return best if scores[best] else "civil"
-
-
-def cited_numbers(text: str) -> list[int]:
-    """Every [n] in the text, expanding [1, 2] and [1-3]."""
-    numbers: list[int] = []
-    for group in _CITATION.findall(text):
-        for part in re.split(r"\s*[,;]\s*", group):
-            bounds = re.split(r"\s*[–-]\s*", part)
-            if len(bounds) == 2 and bounds[0].isdigit() and bounds[1].isdigit():
-                low, high = int(bounds[0]), int(bounds[1])
-                numbers.extend(range(low, min(high, low + 50) + 1))
-            elif part.isdigit():
-                numbers.append(int(part))
-    return numbers
-
-
-def strip_unknown_citations(text: str, known: set[int]) -> str:
-    """Remove citation markers that point at no retrieved source: Harvey never shows an invented source."""
-
-    def keep(match: re.Match[str]) -> str:
-        valid = [n for n in cited_numbers(match.group(0)) if n in known]
-        return f"[{', '.join(str(n) for n in dict.fromkeys(valid))}]" if valid else ""
-
-    return _CITATION.sub(keep, text)
 
 
 def _section(draft_md: str, title: str) -> str:
@@ -242,7 +217,9 @@ def _finish_failed(record: audit.RunRecord, trace: _Trace, clock: float, message
     record.agent_trace = trace.steps
     metrics.GENERATION_FAILURES.labels(reason=reason).inc()
     log.error("generation failed", extra={"run_id": record.run_id, "reason": reason, "error": message[:500]})
-    audit.write(record)  # a DatabaseUnavailable here propagates: the caller answers 503
+    head = audit.write(record)  # a DatabaseUnavailable here propagates: the caller answers 503
+    log.info("failed run audited", extra={"run_id": record.run_id, "audit_seq": head["seq"],
+                                          "audit_row_hash": head["row_hash"]})  # fmt: skip
 
 
 def _run_steps(
@@ -289,7 +266,7 @@ def _run_steps(
     while True:
         t = time.perf_counter()
         report = faithfulness.assess(prompts.claim_sections(draft_md), by_number)
-        unknown = sorted({n for n in cited_numbers(draft_md) if n not in by_number})
+        unknown = sorted({n for n in faithfulness.parse_citations(draft_md) if n not in by_number})
         quality = score_quality(req, draft_md, report)
         unsupported = [s["text"] for s in report["sentences"] if s["citations"] and not s["supported"]]
         issues = [f"citação [{n}] não corresponde a nenhuma fonte" for n in unknown]
@@ -314,9 +291,9 @@ def _run_steps(
         completion = revision
 
     t = time.perf_counter()
-    draft_md = strip_unknown_citations(draft_md, set(by_number)).rstrip() + "\n"
+    draft_md = faithfulness.strip_unknown_citations(draft_md, set(by_number)).rstrip() + "\n"
     report = faithfulness.assess(prompts.claim_sections(draft_md), by_number)
-    cited = sorted(set(cited_numbers(draft_md)))
+    cited = sorted(set(faithfulness.parse_citations(draft_md)))
     citation_rows = [
         {
             "n": n, "source_id": hits[n - 1]["source_id"], "title": hits[n - 1]["title"],
@@ -372,7 +349,8 @@ def _run_steps(
     log.info(
         "document generated",
         extra={"run_id": record.run_id, "doc_type": req.doc_type, "model": completion.model,
-               "faithfulness": report["score"], "ms": record.execution_time_ms},
+               "faithfulness": report["score"], "ms": record.execution_time_ms,
+               "audit_seq": head["seq"], "audit_row_hash": head["row_hash"]},
     )  # fmt: skip
     timings = trace.timings_ms
     timings["model"] = round(model_seconds * 1000, 2)

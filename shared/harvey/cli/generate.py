@@ -26,8 +26,11 @@ def render(result: dict[str, Any]) -> str:
         f"{report.get('uncited_claims', 0)} uncited claims (threshold {report.get('threshold', 0):.2f})"
     )
     for sentence in report["sentences"]:
+        flags = f" [{', '.join(sentence['flags'])}]" if sentence.get("flags") else ""
         if sentence["citations"] and not sentence["supported"]:
-            lines.append(f"  unsupported ({sentence['support_score']:.2f}): {sentence['text'][:120]}")
+            lines.append(f"  unsupported ({sentence['support_score']:.2f}){flags}: {sentence['text'][:120]}")
+        elif flags:
+            lines.append(f"  supported, check{flags}: {sentence['text'][:120]}")
     quality = result["quality"]
     lines.append(
         "Quality: "
