@@ -314,3 +314,16 @@ def test_cli_report_shows_what_each_sentence_was_flagged_for():
     assert "[number_missing]: O prazo para a contestação é de 30 dias [1][2]." in text
     summary = text.split("Faithfulness")[1]
     assert "no prazo de 15 dias [1]." not in summary  # supported and unflagged: not listed
+
+
+def test_every_flag_has_a_revision_hint_and_the_critique_names_it():
+    from harvey.faith_features import FLAGS
+    from harvey.prompts import FLAG_HINTS, unsupported_issue
+
+    assert set(FLAG_HINTS) == {*FLAGS, "citation_missing"}
+    report = assess(DRAFT, {1: ART_335, 2: ART_7})
+    wrong = report["sentences"][3]
+    assert unsupported_issue(wrong) == (
+        "frase sem suporte nas fontes citadas (número, valor ou prazo que a fonte não traz): "
+        "O prazo para a contestação é de 30 dias [1][2]."
+    )

@@ -268,9 +268,10 @@ def _run_steps(
         report = faithfulness.assess(prompts.claim_sections(draft_md), by_number)
         unknown = sorted({n for n in faithfulness.parse_citations(draft_md) if n not in by_number})
         quality = score_quality(req, draft_md, report)
-        unsupported = [s["text"] for s in report["sentences"] if s["citations"] and not s["supported"]]
+        weak = [s for s in report["sentences"] if s["citations"] and not s["supported"]]
+        unsupported = [s["text"] for s in weak]
         issues = [f"citação [{n}] não corresponde a nenhuma fonte" for n in unknown]
-        issues += [f"frase sem suporte nas fontes citadas: {s}" for s in unsupported]
+        issues += [prompts.unsupported_issue(s) for s in weak]
         issues += [f"seção ausente: {s}" for s in quality["missing_sections"]]
         trace.step(
             "critique", t, overall=quality["overall"], verdict=quality["verdict"],

@@ -94,6 +94,25 @@ def draft_messages(req: DraftRequest) -> list[dict[str, str]]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
+# What each faithfulness flag (harvey.faith_features.FLAGS) tells the reviser to fix.
+FLAG_HINTS = {
+    "number_missing": "número, valor ou prazo que a fonte não traz",
+    "article_missing": "artigo ou dispositivo que a fonte não menciona",
+    "negation_mismatch": "negação invertida em relação à fonte",
+    "modal_mismatch": "troca entre dever e poder",
+    "restrictor_missing": "restrição (somente, todos, exclusivamente) que a fonte não faz",
+    "antonym_conflict": "termo oposto ao da fonte",
+    "novel_run": "trecho sem correspondência na fonte",
+    "citation_missing": "citação a fonte inexistente",
+}
+
+
+def unsupported_issue(sentence: dict) -> str:
+    """One critique line for a sentence the faithfulness check did not support, with what it flagged."""
+    hints = "; ".join(FLAG_HINTS.get(flag, flag) for flag in sentence.get("flags", []))
+    return f"frase sem suporte nas fontes citadas{f' ({hints})' if hints else ''}: {sentence['text']}"
+
+
 def revise_messages(req: DraftRequest, draft_md: str, issues: list[str], remove: list[str]) -> list[dict[str, str]]:
     """Ask for a corrected draft; `remove` lists sentences the critique found unsupported."""
     messages = draft_messages(req)
