@@ -129,6 +129,7 @@ def idf_table() -> dict[str, float]:
 class _Text:
     words: tuple[str, ...]
     stems: tuple[str, ...]
+    sequence: tuple[str, ...]  # content stems in text order
     content: frozenset[str]
     numbers: frozenset[float]
     articles: frozenset[str]
@@ -138,9 +139,9 @@ class _Text:
         words = tokens(text)
         stems = stem_all(words, language)
         stop = STOPWORDS[language]
-        content = frozenset(s for w, s in zip(words, stems, strict=True) if w not in stop and len(w) > 1)
+        sequence = tuple(s for w, s in zip(words, stems, strict=True) if w not in stop and len(w) > 1)
         articles = frozenset(m.rstrip(".") for m in _ARTICLE_REF.findall(fold(text)))
-        return cls(tuple(words), tuple(stems), content, frozenset(numbers(text)), articles)
+        return cls(tuple(words), tuple(stems), sequence, frozenset(sequence), frozenset(numbers(text)), articles)
 
 
 def passage_units(passage: str) -> list[str]:
@@ -178,11 +179,6 @@ def _bigrams(text: _Text, language: str) -> set[tuple[str, str]]:
     stop = STOPWORDS[language]
     seq = [s for w, s in zip(text.words, text.stems, strict=True) if w not in stop]
     return set(zip(seq, seq[1:], strict=False))
-
-
-def _content_sequence(text: _Text, language: str) -> list[str]:
-    stop = STOPWORDS[language]
-    return [s for w, s in zip(text.words, text.stems, strict=True) if w not in stop and len(w) > 1]
 
 
 def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
@@ -224,17 +220,16 @@ def features(claim: str, passages: list[str], language: str) -> dict[str, float 
     claim_bigrams = _bigrams(c, language)
     claim_words = set(c.words)
     window_words = set(best.words)
-    claim_sequence = _content_sequence(c, language)
     # how much of the claim the window restates, leaving out the words whose change the detectors look for
-    core = {s for w, s in zip(c.words, c.stems, strict=True) if w not in _CUES and w not in NEGATIONS[language]}
-    core &= c.content
+    cues = _CUES | NEGATIONS[language]
+    core = c.content & {s for w, s in zip(c.words, c.stems, strict=True) if w not in cues}
     core_total = sum(weights[s] for s in core)
     antonym = any(
         word in claim_words and word not in window_words and _ANTONYM_OF[word] & window_words for word in _ANTONYM_OF
     )
     return {
         "coverage": max(best_cov, 0.0),
-        "lcs": _lcs(claim_sequence, _content_sequence(best, language)) / len(claim_sequence) if claim_sequence else 1.0,
+        "lcs": _lcs(c.sequence, best.sequence) / len(c.sequence) if c.sequence else 1.0,
         "context_size": math.log1p(len(whole.content)),
         "coverage_all": sum(weights[s] for s in c.content & whole.content) / total,
         "bigram_coverage": len(claim_bigrams & _bigrams(best, language)) / len(claim_bigrams) if claim_bigrams else 1.0,
