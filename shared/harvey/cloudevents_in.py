@@ -17,6 +17,8 @@ from flask import Request, Response
 
 from harvey import db
 
+MAX_ATTRIBUTE = 1000
+
 
 class InvalidEvent(ValueError):
     """A request that claims to be a CloudEvent but can never be processed (answer 400, final)."""
@@ -40,26 +42,41 @@ def is_cloudevent(request: Request) -> bool:
 
 
 def parse(request: Request, max_bytes: int) -> Inbound:
-    """The event with its data as a JSON object; InvalidEvent says what is wrong."""
-    from cloudevents.exceptions import GenericException
+    """The event with its data as a JSON object; InvalidEvent says what is wrong (never echoing it)."""
     from cloudevents.http import from_http
 
-    raw = request.get_data(cache=True)
+    from harvey.http import read_body
+    from harvey.schemas import UnsafeInput, check_json, check_text
+
+    raw = read_body(request)
     if len(raw) > max_bytes:
         raise InvalidEvent(f"event exceeds the limit of {max_bytes} bytes")
     try:
         event = from_http(dict(request.headers), raw)
-    except GenericException as exc:
-        raise InvalidEvent(f"not a valid CloudEvent: {exc}") from exc
+    except Exception:  # noqa: BLE001 - the SDK raises many kinds (bad JSON, bad UTF-8, recursion) on hostile input
+        raise InvalidEvent("not a valid CloudEvent (binary or structured mode, JSON, UTF-8)") from None
+    attributes = {}
+    for name in ("type", "source", "id"):
+        value = event.get(name)
+        if not isinstance(value, str) or not 1 <= len(value) <= MAX_ATTRIBUTE:
+            raise InvalidEvent(f"'{name}' must be a string of 1–{MAX_ATTRIBUTE} characters", name)
+        try:
+            attributes[name] = check_text(value, name)
+        except UnsafeInput as exc:
+            raise InvalidEvent(str(exc), name) from None
     data = event.get_data()
     if isinstance(data, (bytes, str)):
         try:
             data = json.loads(data or "null")
-        except ValueError as exc:
-            raise InvalidEvent(f"event data is not valid JSON: {exc}", "data") from exc
+        except (ValueError, RecursionError):
+            raise InvalidEvent("event data is not valid JSON", "data") from None
     if not isinstance(data, dict):
         raise InvalidEvent("event data must be a JSON object", "data")
-    return Inbound(event["type"], event["source"], event["id"], data)
+    try:
+        check_json(data, "data")
+    except UnsafeInput as exc:
+        raise InvalidEvent(str(exc), exc.field) from None
+    return Inbound(attributes["type"], attributes["source"], attributes["id"], data)
 
 
 def ack(status: int = 200, **facts: str) -> Response:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,7 +24,12 @@ class Settings(BaseSettings):
     qdrant_path: Path = Field(default=Path(".harvey/qdrant"), alias="QDRANT_PATH")
     qdrant_collection: str = Field(default="harvey_chunks", alias="HARVEY_COLLECTION")
     home: Path = Field(default=Path(".harvey"), alias="HARVEY_HOME")
-    db_timeout_s: float = Field(default=30.0, alias="HARVEY_DB_TIMEOUT_S")
+    # Socket timeout (connect and read) and server-side statement_timeout: well under the Services'
+    # timeoutSeconds, so a hung PostgreSQL is a 503 before the gateway gives up.
+    db_timeout_s: float = Field(default=10.0, gt=0, alias="HARVEY_DB_TIMEOUT_S")
+    db_statement_timeout_s: float = Field(default=8.0, gt=0, alias="HARVEY_DB_STATEMENT_TIMEOUT_S")
+    db_pool_size: int | None = Field(default=None, ge=1, alias="HARVEY_DB_POOL_SIZE")
+    db_checkout_timeout_s: float = Field(default=5.0, gt=0, alias="HARVEY_DB_CHECKOUT_TIMEOUT_S")
 
     # Models
     llm_models: str = Field(default="harvey/extractive", alias="HARVEY_LLM_MODELS")
@@ -32,23 +38,57 @@ class Settings(BaseSettings):
     llm_api_base: str | None = Field(default=None, alias="HARVEY_LLM_API_BASE")
     embedding_model: str = Field(default="harvey/local", alias="HARVEY_EMBEDDING_MODEL")
 
+    # Circuit breakers and the per-request model budget (issue 9). A model or Redis breaker opens after
+    # HARVEY_BREAKER_FAILURES consecutive failures and lets one probe through after HARVEY_BREAKER_OPEN_S.
+    # HARVEY_LLM_DEADLINE_S bounds all model calls of one request (draft + revisions), well under the
+    # generate Service's timeoutSeconds (300) so retrieval, audit and the answer still fit.
+    breaker_failures: int = Field(default=3, ge=1, alias="HARVEY_BREAKER_FAILURES")
+    breaker_open_s: float = Field(default=30.0, gt=0, alias="HARVEY_BREAKER_OPEN_S")
+    llm_deadline_s: float = Field(default=120.0, gt=0, alias="HARVEY_LLM_DEADLINE_S")
+
     # Pipeline
     top_k: int = Field(default=6, alias="HARVEY_TOP_K")
     max_revisions: int = Field(default=1, alias="HARVEY_MAX_REVISIONS")
     max_request_bytes: int = Field(default=64 * 1024, alias="HARVEY_MAX_REQUEST_BYTES")
+    body_timeout_s: float = Field(default=10.0, gt=0, alias="HARVEY_BODY_TIMEOUT_S")
     prompt_version: str = Field(default="2026-11-25.1", alias="HARVEY_PROMPT_VERSION")
     cache_ttl_s: int = Field(default=3600, alias="HARVEY_CACHE_TTL_S")
+    # `Prefer: respond-async`: runs go to a bounded executor; a full queue answers 503 + Retry-After.
+    async_workers: int = Field(default=2, ge=1, alias="HARVEY_ASYNC_WORKERS")
+    async_queue_depth: int = Field(default=16, ge=0, alias="HARVEY_ASYNC_QUEUE_DEPTH")
+
+    # Faithfulness judge (issue 10): a litellm model that reads each cited claim with its passages and
+    # answers supported/unsupported; unset, the lexical screen decides alone. HARVEY_JUDGE_DEADLINE_S
+    # bounds all judge calls of one report; past it (or on any failure) the screen's verdict stands.
+    judge_model: str | None = Field(default=None, alias="HARVEY_JUDGE_MODEL")
+    judge_deadline_s: float = Field(default=30.0, gt=0, alias="HARVEY_JUDGE_DEADLINE_S")
 
     # Events
     k_sink: str | None = Field(default=None, alias="K_SINK")
     k_ce_overrides: str | None = Field(default=None, alias="K_CE_OVERRIDES")
     event_source: str = Field(default="/harvey", alias="HARVEY_EVENT_SOURCE")
+    # Bearer token for K_SINK (a projected ServiceAccount token for the Broker's OIDC audience), re-read
+    # on every send because the kubelet rotates it.
+    events_sink_token_file: Path | None = Field(default=None, alias="HARVEY_EVENTS_SINK_TOKEN_FILE")
+
+    # Event sender authentication (Knative Eventing OIDC, see harvey.eventauth). "none" is for local
+    # development only; with "oidc" and no issuer or audience every event is refused (fail closed).
+    events_auth: Literal["oidc", "none"] = Field(default="oidc", alias="HARVEY_EVENTS_AUTH")
+    events_oidc_issuer: str | None = Field(default=None, alias="HARVEY_EVENTS_OIDC_ISSUER")
+    events_oidc_jwks_url: str | None = Field(default=None, alias="HARVEY_EVENTS_OIDC_JWKS_URL")
+    events_oidc_audience: str | None = Field(default=None, alias="HARVEY_EVENTS_OIDC_AUDIENCE")
+    events_oidc_ca_bundle: Path | None = Field(default=None, alias="HARVEY_EVENTS_OIDC_CA_BUNDLE")
+    events_allowed_subjects: str = Field(default="", alias="HARVEY_EVENTS_ALLOWED_SUBJECTS")
 
     log_level: str = Field(default="INFO", alias="HARVEY_LOG_LEVEL")
 
     @property
     def llm_chain(self) -> list[str]:
         return [m.strip() for m in self.llm_models.split(",") if m.strip()]
+
+    @property
+    def events_allowed_subject_list(self) -> list[str]:
+        return [s.strip() for s in self.events_allowed_subjects.split(",") if s.strip()]
 
 
 @lru_cache(maxsize=1)

@@ -1,15 +1,26 @@
-"""PostgreSQL access through pg8000, with versioned migrations.
+"""PostgreSQL access through pg8000: a bounded pool per process, versioned migrations.
 
-One connection per thread (functions-framework serves requests on a thread pool);
-a broken connection is dropped and reopened on the next call. Every statement is
-parameterised: callers pass values as keyword arguments, never in the SQL text.
+functions-framework serves requests on a thread pool, so each process keeps a small
+pool of connections (HARVEY_DB_POOL_SIZE, else THREADS plus the async workers). A
+statement borrows a connection and gives it back; `transaction()` pins one to the
+thread until COMMIT or ROLLBACK. A connection whose statement raised is only reused
+after it is verified idle and in sync (a `SELECT 1` that answers 1); anything else —
+an encoding error half-way through the protocol, a lost socket — discards it. Every
+statement is parameterised: callers pass values as keyword arguments, never in the SQL.
+
+Errors leave this module in two kinds: DatabaseUnavailable (retry later: 503) and
+QueryFailed (a bug or bad data: its message keeps the SQLSTATE and PostgreSQL's primary
+message, redacted, never the detail or context lines, which quote row values).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import re
+import secrets
 import threading
-import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -19,16 +30,32 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from harvey.config import get_settings
 
+log = logging.getLogger("harvey.db")
 DEFAULT_TEST_URL = "postgresql://postgres@127.0.0.1:5432/test"
+# SQLSTATE classes that mean "not now": 08 connection, 53 insufficient resources (too many
+# clients), 57P0x shutdown / crash recovery / starting up, 57014 statement timeout.
+_UNAVAILABLE = re.compile(r"^(08|53|57P0|57014)")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 class DatabaseUnavailable(Exception):
-    """PostgreSQL cannot be reached; the caller should answer 503 and retry later."""
+    """PostgreSQL cannot serve us right now; the caller should answer 503 and retry later.
+
+    The message is safe for clients: it never names the host, port or user.
+    """
 
 
-_local = threading.local()
+class QueryFailed(Exception):
+    """PostgreSQL rejected a statement (a bug or bad data, not an outage)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"SQLSTATE {code}: {message}")
+        self.code = code
+
+
 _embedded_lock = threading.Lock()
 _embedded_url: str | None = None
+_local = threading.local()
 
 
 def database_url() -> str:
@@ -55,12 +82,15 @@ def _start_embedded() -> str:
 
 def connect_params(url: str) -> dict[str, Any]:
     """Turn a postgresql:// URL (TCP or ?host=/socket/dir) into pg8000 keyword arguments."""
+    settings = get_settings()
     parsed = urlparse(url)
     query = parse_qs(parsed.query)
     params: dict[str, Any] = {
         "user": unquote(parsed.username or "postgres"),
         "database": unquote(parsed.path.lstrip("/") or "postgres"),
-        "timeout": get_settings().db_timeout_s,
+        "timeout": settings.db_timeout_s,
+        "application_name": "harvey",
+        "startup_params": {"statement_timeout": str(int(settings.db_statement_timeout_s * 1000))},
     }
     if parsed.password:
         params["password"] = unquote(parsed.password)
@@ -73,55 +103,171 @@ def connect_params(url: str) -> dict[str, Any]:
     return params
 
 
+def _sqlstate(exc: BaseException) -> str:
+    details = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    return str(details.get("C", ""))
+
+
+def _unavailable(exc: BaseException, what: str) -> DatabaseUnavailable:
+    """A client-safe DatabaseUnavailable; the cause goes to the log (redacted), not to the message."""
+    log.warning(
+        "PostgreSQL unavailable",
+        extra={"reason": what, "error_type": type(exc).__name__, "sqlstate": _sqlstate(exc) or None},
+    )
+    return DatabaseUnavailable(what)
+
+
 def _open():
     import pg8000.native
 
     try:
         return pg8000.native.Connection(**connect_params(database_url()))
     except (OSError, pg8000.native.InterfaceError) as exc:
-        raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+        raise _unavailable(exc, "the database is unreachable right now") from None
+    except pg8000.native.DatabaseError as exc:  # 57P03 starting up, 53300 too many clients, …
+        if _UNAVAILABLE.match(_sqlstate(exc)):
+            raise _unavailable(exc, "the database is not accepting connections (starting, stopping or full)") from None
+        raise _failed(exc) from None
 
 
-def connection():
-    con = getattr(_local, "con", None)
-    if con is None:
-        con = _local.con = _open()
-    return con
+def _failed(exc: BaseException) -> QueryFailed:
+    from harvey.pii import redact_for_log
+
+    details = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+    return QueryFailed(_sqlstate(exc) or "?????", redact_for_log(str(details.get("M", type(exc).__name__)))[:300])
+
+
+def _pool_size() -> int:
+    settings = get_settings()
+    if settings.db_pool_size:
+        return settings.db_pool_size
+    threads = int(os.environ.get("THREADS") or (os.cpu_count() or 1) * 4)  # functions-framework's default
+    return threads + settings.async_workers
+
+
+class Pool:
+    """At most `size` connections; a caller waits `checkout_s` for one, then gets DatabaseUnavailable."""
+
+    def __init__(self, url: str, size: int, checkout_s: float):
+        self.url, self.size, self.checkout_s = url, size, checkout_s
+        self._slots = threading.BoundedSemaphore(size)
+        self._idle: list[Any] = []
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def acquire(self):
+        if not self._slots.acquire(timeout=self.checkout_s):
+            raise DatabaseUnavailable(f"all {self.size} database connections of this instance are busy")
+        try:
+            with self._lock:
+                con = self._idle.pop() if self._idle else None
+            return con if con is not None else _open()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self, con, *, reusable: bool) -> None:
+        try:
+            if reusable and not self.closed:
+                with self._lock:
+                    self._idle.append(con)
+            else:
+                _close(con)
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        self.closed = True
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for con in idle:
+            _close(con)
+
+
+def _close(con) -> None:
+    with suppress(Exception):  # already broken: nothing to save
+        con.close()
+
+
+_pool_lock = threading.Lock()
+_pool: Pool | None = None
+
+
+def pool() -> Pool:
+    """This process's pool (re-made when DATABASE_URL changes, e.g. between tests)."""
+    global _pool
+    url = database_url()
+    with _pool_lock:
+        if _pool is None or _pool.url != url:
+            if _pool is not None:
+                _pool.close()
+            _pool = Pool(url, _pool_size(), get_settings().db_checkout_timeout_s)
+        return _pool
 
 
 def reset() -> None:
-    """Forget this thread's connection (after an error, or when settings change)."""
-    con = getattr(_local, "con", None)
-    _local.con = None
-    if con is not None:
-        with suppress(Exception):  # already broken: nothing to save
-            con.close()
+    """Close the idle connections and forget the pool (after settings change)."""
+    global _pool
+    with _pool_lock:
+        if _pool is not None:
+            _pool.close()
+        _pool = None
 
 
-def query(sql: str, **params: Any) -> list[dict[str, Any]]:
-    """Run one statement and return rows as dicts."""
+def _in_sync(con) -> bool:
+    """After a server-side error: roll back a failed transaction block, then prove the protocol is
+    in step with a fresh random number (a stale reply from an earlier statement cannot match it)."""
+    probe = secrets.randbelow(2**31)
+    try:
+        if getattr(con, "_transaction_status", b"I") != b"I":
+            con.run("ROLLBACK")
+        return con.run("SELECT CAST(:probe AS int)", probe=probe) == [[probe]]
+    except Exception:  # noqa: BLE001 - any doubt discards the connection
+        return False
+
+
+def _execute(con, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run on `con`. Only QueryFailed leaves the protocol in step (PostgreSQL answered with an
+    error); any other exception, such as a value pg8000 could not encode, may have left half a
+    message on the socket."""
     import pg8000.native
 
-    con = connection()
     try:
         rows = con.run(sql, **params)
     except (OSError, pg8000.native.InterfaceError) as exc:
-        reset()
-        raise DatabaseUnavailable(f"PostgreSQL connection lost: {exc}") from exc
+        raise _unavailable(exc, "the database connection was lost") from None
     except pg8000.native.DatabaseError as exc:
-        if _is_unavailable(exc):
-            reset()
-            raise DatabaseUnavailable(f"PostgreSQL is shutting down or unavailable: {exc}") from exc
-        raise
+        if _UNAVAILABLE.match(_sqlstate(exc)):
+            raise _unavailable(exc, "the database is unavailable (shutting down, recovering or too slow)") from None
+        raise _failed(exc) from None
     columns = [c["name"] for c in con.columns or []]
     return [dict(zip(columns, row, strict=True)) for row in rows or []]
 
 
-def _is_unavailable(exc: Exception) -> bool:
-    """Admin shutdown, crash recovery or a connection failure reported by the server (SQLSTATE 57P0x, 08xxx)."""
-    details = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
-    code = str(details.get("C", ""))
-    return code.startswith("57P") or code.startswith("08")
+def query(sql: str, **params: Any) -> list[dict[str, Any]]:
+    """Run one statement and return rows as dicts (inside `transaction()`, on its connection)."""
+    pinned = getattr(_local, "con", None)
+    if pinned is not None:
+        try:
+            return _execute(pinned, sql, params)
+        except QueryFailed:
+            raise
+        except BaseException:
+            _local.dirty = True
+            raise
+    owner = pool()
+    con = owner.acquire()
+    reusable = True
+    try:
+        return _execute(con, sql, params)
+    except QueryFailed:
+        reusable = _in_sync(con)
+        raise
+    except BaseException:
+        reusable = False
+        raise
+    finally:
+        owner.release(con, reusable=reusable)
 
 
 def one(sql: str, **params: Any) -> dict[str, Any] | None:
@@ -131,19 +277,23 @@ def one(sql: str, **params: Any) -> dict[str, Any] | None:
 
 @contextmanager
 def transaction() -> Iterator[None]:
-    """BEGIN … COMMIT on this thread's connection; ROLLBACK on any error."""
-    import pg8000.native
-
-    query("BEGIN")
+    """BEGIN … COMMIT on one connection pinned to this thread; ROLLBACK on any error."""
+    if getattr(_local, "con", None) is not None:
+        raise RuntimeError("transactions do not nest")
+    owner = pool()
+    con = owner.acquire()
+    _local.con, _local.dirty = con, False
+    reusable = True
     try:
+        query("BEGIN")
         yield
+        query("COMMIT")
     except BaseException:
-        try:
-            connection().run("ROLLBACK")
-        except (OSError, pg8000.native.InterfaceError):
-            reset()
+        reusable = not _local.dirty and _in_sync(con)
         raise
-    query("COMMIT")
+    finally:
+        _local.con = None
+        owner.release(con, reusable=reusable)
 
 
 def jsonb(value: Any) -> str:
@@ -152,12 +302,9 @@ def jsonb(value: Any) -> str:
 
 
 def is_uuid(value: object) -> bool:
-    """Guard for ids taken from requests: a malformed one would otherwise fail the SQL cast."""
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
+    """Canonical 8-4-4-4-12 hex only: PostgreSQL's uuid cast and Python's UUID() disagree on the rest
+    (`urn:uuid:…`, braces, no hyphens), so anything else is refused before it reaches SQL."""
+    return isinstance(value, str) and _UUID.match(value) is not None
 
 
 def ping() -> None:

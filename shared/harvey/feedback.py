@@ -44,6 +44,8 @@ class RunNotFinished(Exception):
 class IdempotencyConflict(Exception):
     """The Idempotency-Key was already used with a different body."""
 
+    field = "Idempotency-Key"
+
 
 class ErrorSpan(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
@@ -256,9 +258,10 @@ def parse_since(value: str | None) -> datetime:
         if parsed is None:
             day = date.fromisoformat(value)
             parsed = datetime(day.year, day.month, day.day)
-    except ValueError as exc:
-        raise InvalidFeedback("since", "'since' must be an ISO date (2026-11-01) or datetime") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        # Normalised to UTC here: an offset that moves it past year 1 or 9999 cannot be sent to SQL.
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise InvalidFeedback("since", "'since' must be an ISO date (2026-11-01) or datetime") from None
 
 
 def analytics(tenant_id: str, since: datetime) -> dict[str, Any]:

@@ -1,39 +1,94 @@
-"""What every function's HTTP edge shares: JSON errors, auth, body limits, /healthz, /metrics.
+"""What every function's HTTP edge shares: routing, one error table, auth, body parsing, /healthz, /metrics.
 
-Functions stay thin: parse with these helpers, call the library, respond.
+A function declares its routes (werkzeug rules) and handlers that parse, make one library
+call and respond. Library errors carry no HTTP status: `ERRORS` below maps them, once for
+every function. Anything not in it is a 500 whose body says nothing about internals; the
+traceback goes to the (redacted) log with the request id.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import sys
 import time
 import uuid
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from flask import Request, Response
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from harvey import metrics
 
 log = logging.getLogger("harvey.http")
+Handler = Callable[..., Response]
+_BODY_READ = "harvey.body_read"
+_REQUEST_ID = re.compile(r"^[\w.:@/+=-]{1,128}$")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, field: str | None = None, retry_after: int | None = None,
-                 run_id: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        field: str | None = None,
+        retry_after: int | None = None,
+        run_id: str | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.field = status, message, field
         self.retry_after, self.run_id = retry_after, run_id
 
 
+# Library exception → (status, Retry-After). Looked up by module and name among the modules already
+# imported (an exception of a module nobody imported cannot have been raised), so the edge imports
+# nothing heavy. `field` and `run_id` attributes of the exception are passed on; a status of None
+# means the exception carries its own (`status`, `retry_after`).
+ERRORS: tuple[tuple[str, str, int | None, int | None], ...] = (
+    ("harvey.schemas", "InvalidRequest", 400, None),
+    ("harvey.db", "DatabaseUnavailable", 503, 10),
+    ("harvey.feedback", "InvalidFeedback", 400, None),
+    ("harvey.feedback", "RunNotFound", 404, None),
+    ("harvey.feedback", "RunNotFinished", 409, 5),
+    ("harvey.feedback", "IdempotencyConflict", 422, None),
+    ("harvey.maintenance", "TaskError", 400, None),
+    ("harvey.maintenance", "TaskBusy", 409, 30),
+    ("harvey.runs", "QueueFull", 503, 5),
+    ("harvey.runs", "RunBusy", 409, 30),
+    ("harvey.pipeline", "GenerationError", None, None),
+)
+
+
+def api_error(exc: BaseException) -> ApiError | None:
+    """The ApiError an exception maps to, or None when it is unexpected (a 500)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, HTTPException):
+        return ApiError(exc.code or 500, exc.description or exc.name)
+    for module, name, status, retry_after in ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if cls is not None and isinstance(exc, cls):
+            return ApiError(
+                status if status is not None else getattr(exc, "status", 500),
+                getattr(exc, "message", None) or str(exc),
+                field=getattr(exc, "field", None),
+                retry_after=retry_after if status is not None else getattr(exc, "retry_after", None),
+                run_id=getattr(exc, "run_id", None),
+            )
+    return None
+
+
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(body, ensure_ascii=False, default=str), status=status, headers=headers,
-        mimetype="application/json",
-    )  # fmt: skip
+    """JSON with Portuguese kept readable; a value that cannot be UTF-8 is sent \\u-escaped instead."""
+    text = json.dumps(body, ensure_ascii=False, default=str)
+    try:
+        payload = text.encode("utf-8")
+    except UnicodeEncodeError:
+        payload = json.dumps(body, default=str).encode("ascii")
+    return Response(payload, status=status, headers=headers, mimetype="application/json")
 
 
 def error_response(err: ApiError) -> Response:
@@ -46,26 +101,82 @@ def error_response(err: ApiError) -> Response:
     return json_response(body, err.status, headers)
 
 
+def parse_json(raw: bytes, field: str = "body") -> Any:
+    """Bytes → a JSON value whose strings are all storable; ApiError (400) naming what is wrong.
+
+    The message gives a position, never an echo of the input (which may hold personal data).
+    """
+    from harvey.schemas import UnsafeInput, check_json
+
+    try:
+        value = json.loads(raw or b"null")
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            400, f"'{field}' is not valid JSON (line {exc.lineno}, column {exc.colno})", field=field
+        ) from None
+    except UnicodeDecodeError:
+        raise ApiError(400, f"'{field}' is not valid UTF-8", field=field) from None
+    except (RecursionError, ValueError):
+        raise ApiError(400, f"'{field}' is not valid JSON or nests too deeply", field=field) from None
+    try:
+        check_json(value, field)
+    except UnsafeInput as exc:
+        raise ApiError(400, str(exc), field=exc.field) from None
+    return value
+
+
+def read_body(request: Request) -> bytes:
+    """The raw body, read with a deadline: a client that stalls mid-upload gets 408 instead of
+    holding one of the instance's few threads for ever (gunicorn reads bodies without a timeout)."""
+    from harvey.config import get_settings
+
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        sock.settimeout(get_settings().body_timeout_s)
+    try:
+        raw = request.get_data(cache=True)
+    except (OSError, HTTPException):  # socket timeout, or werkzeug's ClientDisconnected
+        raise ApiError(408, "the request body did not arrive in time") from None
+    finally:
+        if sock is not None:
+            sock.settimeout(None)
+    request.environ[_BODY_READ] = True
+    return raw
+
+
+def _unread_body(request: Request) -> bool:
+    return bool(request.content_length or request.headers.get("Transfer-Encoding")) and not request.environ.get(
+        _BODY_READ
+    )
+
+
 def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
     """The request body as a JSON object, or an ApiError naming what is wrong with it."""
     length = request.content_length
     if length is not None and length > max_bytes:
         raise ApiError(413, f"request body is {length} bytes; the limit is {max_bytes}")
-    raw = request.get_data(cache=True)
+    raw = read_body(request)
     if len(raw) > max_bytes:
         raise ApiError(413, f"request body exceeds the limit of {max_bytes} bytes")
-    try:
-        body = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"body is not valid JSON: {exc}", field="body") from exc
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise ApiError(400, "body must be a JSON object", field="body")
     return body
 
 
+def header(request: Request, name: str, *, max_length: int = 200) -> str | None:
+    """A header a handler will store or log: printable ASCII only, else 400 naming it."""
+    value = request.headers.get(name)
+    if value is not None and (not 1 <= len(value) <= max_length or not value.isascii() or not value.isprintable()):
+        raise ApiError(400, f"'{name}' must be 1–{max_length} printable ASCII characters", field=name)
+    return value
+
+
 def bearer_tenant(request: Request):
-    """The tenant behind `Authorization: Bearer <key>`; 401 otherwise, without saying which part failed."""
-    from harvey import tenants
+    """The tenant behind `Authorization: Bearer <key>`; 401 otherwise, without saying which part failed.
+
+    Then the tenant's rate limit takes one request: 429 with Retry-After when it is spent."""
+    from harvey import limits, tenants
 
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
@@ -74,14 +185,28 @@ def bearer_tenant(request: Request):
     tenant = tenants.authenticate(key.strip())
     if tenant is None:
         raise ApiError(401, "unknown or revoked API key")
+    try:
+        limits.admit(tenant)
+    except limits.RateLimited as exc:
+        raise ApiError(429, str(exc), retry_after=exc.retry_after_s) from None
     return tenant
 
 
 def inbound_event(request: Request, accepted: tuple[str, ...]):
-    """The request's CloudEvent if it is one of `accepted`; otherwise a final 400 naming the problem."""
-    from harvey import cloudevents_in
+    """The request's CloudEvent if it is one of `accepted`; otherwise a final 400 naming the problem.
+
+    The sender is authenticated first (harvey.eventauth): 401 before anything in the event is read,
+    503 + Retry-After when the issuer's keys cannot be fetched.
+    """
+    from harvey import cloudevents_in, eventauth
     from harvey.config import get_settings
 
+    try:
+        eventauth.verify(request.headers)
+    except eventauth.EventUnauthorized as exc:
+        raise ApiError(401, str(exc)) from None
+    except eventauth.VerifierUnavailable as exc:
+        raise ApiError(503, str(exc), retry_after=exc.retry_after) from None
     try:
         event = cloudevents_in.parse(request, get_settings().max_request_bytes)
     except cloudevents_in.InvalidEvent as exc:
@@ -93,13 +218,20 @@ def inbound_event(request: Request, accepted: tuple[str, ...]):
 
 
 def event_tenant(data: dict[str, Any]):
-    """Pop `tenant_id` from an in-cluster event's data and load the tenant; 400 when it names none."""
-    from harvey import tenants
+    """Pop `tenant_id` from an in-cluster event's data and load the tenant; 400 when it names none.
+
+    Deliveries count against the tenant's rate limit too: the 429 makes the broker back off and retry."""
+    from harvey import limits, tenants
 
     try:
-        return tenants.by_id(str(data.pop("tenant_id", None)))
+        tenant = tenants.by_id(str(data.pop("tenant_id", None)))
     except tenants.UnknownTenant as exc:
         raise ApiError(400, "'tenant_id' must name an existing tenant", field="tenant_id") from exc
+    try:
+        limits.admit(tenant)
+    except limits.RateLimited as exc:
+        raise ApiError(429, str(exc), retry_after=exc.retry_after_s) from None
+    return tenant
 
 
 def store_checks(*stores: str) -> Callable[[], dict[str, str]]:
@@ -130,12 +262,36 @@ def store_checks(*stores: str) -> Callable[[], dict[str, str]]:
     return run
 
 
-def _route_label(request: Request) -> str:
-    path = request.path.rstrip("/") or "/"
-    if path in ("/", "/healthz", "/metrics"):
-        return path
-    parts = path.split("/")
-    return "/".join(p if i < 2 or not p else "{id}" for i, p in enumerate(parts[:3])) + ("/…" if len(parts) > 3 else "")
+class Routes:
+    """A function's routes as werkzeug rules: `Routes(("GET", "/runs/<run_id>", handler), ...)`.
+
+    The matched rule's template is also the metrics label, so junk paths add no series.
+    """
+
+    def __init__(self, *routes: tuple[str, str, Handler]):
+        from werkzeug.routing import Map, Rule
+
+        self.handlers = {f"{method} {path}": handler for method, path, handler in routes}
+        self.map = Map(
+            [Rule(path, endpoint=f"{method} {path}", methods=[method]) for method, path, _ in routes]
+            + [
+                Rule("/healthz", endpoint="GET /healthz", methods=["GET"]),
+                Rule("/metrics", endpoint="GET /metrics", methods=["GET"]),
+            ],
+            strict_slashes=False,
+        )
+
+    def match(self, request: Request) -> tuple[str, str, dict[str, Any]]:
+        """(metrics label = rule template, endpoint, path arguments); raises 404/405 as ApiError."""
+        adapter = self.map.bind("localhost", path_info=request.path, url_scheme="http")
+        try:
+            endpoint, args = adapter.match(method=request.method)
+        except MethodNotAllowed as exc:
+            allowed = ", ".join(sorted(set(exc.valid_methods or ()) - {"HEAD", "OPTIONS"}))
+            raise ApiError(405, f"{request.method} is not allowed here; use {allowed}") from None
+        except NotFound:
+            raise ApiError(404, f"no route {request.method} {request.path}") from None
+        return str(endpoint).split(" ", 1)[1], str(endpoint), dict(args)
 
 
 def health(function: str, checks: Callable[[], dict[str, str]] | None, request: Request) -> Response:
@@ -149,37 +305,48 @@ def health(function: str, checks: Callable[[], dict[str, str]] | None, request: 
     return json_response(body)
 
 
-def endpoint(function: str, checks: Callable[[], dict[str, str]] | None = None):
-    """Wrap a function's handler: /healthz, /metrics, timing, status counts and JSON errors."""
+def serve(
+    function: str, routes: Routes, request: Request, checks: Callable[[], dict[str, str]] | None = None
+) -> Response:  # noqa: E501
+    """Route one request; time and count it; turn every exception into a JSON error."""
+    started = time.perf_counter()
+    route = "unmatched"
+    request_id = request.headers.get("X-Request-Id", "")
+    if not _REQUEST_ID.match(request_id):
+        request_id = str(uuid.uuid4())
+    try:
+        route, endpoint, args = routes.match(request)
+        if endpoint == "GET /healthz":
+            response = health(function, checks, request)
+        elif endpoint == "GET /metrics":
+            payload, content_type = metrics.exposition()
+            response = Response(payload, mimetype=content_type.split(";")[0], content_type=content_type)
+        else:
+            response = routes.handlers[endpoint](request, **args)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON answer
+        err = api_error(exc)
+        if err is None:
+            log.exception("unhandled error", extra={"function": function, "request_id": request_id})
+            err = ApiError(500, f"internal error; quote request_id {request_id} to the operator")
+        elif err.status >= 500:
+            log.warning(
+                "request failed",
+                extra={"function": function, "request_id": request_id, "status": err.status, "error": err.message},
+            )
+        response = error_response(err)
+    response.headers.setdefault("X-Request-Id", request_id)
+    if _unread_body(request):
+        # functions-framework reads any body the handler left unread after the response is made,
+        # with neither deadline nor size limit: a stalled or endless upload would hold this thread.
+        # A streamed response skips that read; gunicorn then drains briefly (bounded) and closes.
+        response.response = iter([response.get_data()])
+    metrics.HTTP_REQUESTS.labels(function, request.method, route, str(response.status_code)).inc()
+    metrics.HTTP_DURATION.labels(function, request.method, route).observe(time.perf_counter() - started)
+    return response
 
-    def decorate(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
-        @wraps(handler)
-        def wrapper(request: Request) -> Response:
-            started = time.perf_counter()
-            route = _route_label(request)
-            request_id = request.headers.get("X-Request-Id") or str(uuid.uuid4())
-            try:
-                if request.method == "GET" and route == "/healthz":
-                    response = health(function, checks, request)
-                elif request.method == "GET" and route == "/metrics":
-                    payload, content_type = metrics.exposition()
-                    response = Response(payload, mimetype=content_type.split(";")[0], content_type=content_type)
-                else:
-                    response = handler(request)
-            except ApiError as err:
-                response = error_response(err)
-            except HTTPException as exc:
-                response = error_response(ApiError(exc.code or 500, exc.description or exc.name))
-            except Exception as exc:  # noqa: BLE001 - never a traceback to the client
-                log.exception("unhandled error", extra={"function": function, "request_id": request_id})
-                response = error_response(
-                    ApiError(500, f"internal error ({type(exc).__name__}); request_id {request_id}")
-                )
-            response.headers.setdefault("X-Request-Id", request_id)
-            metrics.HTTP_REQUESTS.labels(function, request.method, route, str(response.status_code)).inc()
-            metrics.HTTP_DURATION.labels(function, request.method, route).observe(time.perf_counter() - started)
-            return response
 
-        return wrapper
-
-    return decorate
+def framework_error(exc: HTTPException) -> Response:
+    """For `functions_framework.errorhandler(HTTPException)`: what the framework's own router answers
+    before `serve` runs (a path its `/<path:path>` rule cannot match, such as one with a newline)
+    gets the same JSON error shape as everything else."""
+    return error_response(ApiError(exc.code or 500, exc.description or exc.name))

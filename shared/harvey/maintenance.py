@@ -28,11 +28,16 @@ EVENT_COMPLETED = "com.harvey.maintenance.completed"
 EVENT_CHAIN_BROKEN = "com.harvey.audit.chain_broken"
 REINDEX_TABLES = ("run_audit", "audit_checkpoints", "feedback_events")
 DEFAULT_BUDGET_S = 120.0
+LEASE_S = 3600
 ALWAYS_SCOPED = {"purge_document"}
 # Fixed forever: a purge's audit run_id derives from what was purged, so a retried purge is audited once.
 _PURGE_NAMESPACE = uuid.UUID("0b9e4f43-5c4e-4d35-8a63-9b1f0f2c7d10")
 
 RUNS = Counter("harvey_maintenance_runs_total", "Maintenance task invocations", ["task", "outcome"])
+
+
+class TaskBusy(Exception):
+    """Another delivery of the same event is running the task (409: the broker retries later)."""
 
 
 class TaskError(ValueError):
@@ -53,7 +58,7 @@ class Params:
     def tenant_ids(self) -> list[str]:
         if self.tenant:
             return [self.tenant.id]
-        return [str(r["id"]) for r in db.query("SELECT id FROM tenants ORDER BY created_at, id")]
+        return tenants.all_ids()
 
 
 def params_from(data: dict[str, Any]) -> tuple[str, Params]:
@@ -96,6 +101,28 @@ def _known(task: str) -> None:
     if task not in TASKS:
         RUNS.labels(task="unknown", outcome="rejected").inc()
         raise TaskError("task", f"unknown task {task!r}: one of {', '.join(sorted(TASKS))}")
+
+
+def run_once(event, task: str, params: Params) -> bool:
+    """Run the event's task once however often it is delivered; True when it was a redelivery of a
+    finished one. The claim on source + id has a lease, so a holder that died frees it in time."""
+    from harvey import cloudevents_in
+
+    claim = cloudevents_in.claim(event, LEASE_S)
+    if claim.state == "done":
+        return True
+    if claim.state == "busy":
+        raise TaskBusy("this event is being processed by another delivery")
+    try:
+        result = run(task, params)
+    except BaseException:
+        try:
+            cloudevents_in.release(event)
+        except Exception:  # noqa: BLE001 - the lease frees the claim later; report the first error
+            log.warning("could not release the event claim", extra={"event_id": event.id})
+        raise
+    cloudevents_in.complete(event, result)
+    return False
 
 
 def run(task: str, params: Params) -> dict[str, Any]:
@@ -305,10 +332,20 @@ def golden_eval(params: Params) -> dict[str, Any]:
     return golden.evaluate(params.tenant, dry_run=params.dry_run, budget_s=params.budget_s)
 
 
+def fail_stale_runs(params: Params) -> dict[str, Any]:
+    """Runs left queued or running past their lease (their pod died) end as failed, audited."""
+    from harvey import runs
+
+    if params.dry_run:
+        return {"stale_runs": runs.count_stale(params.tenant_ids())}
+    return runs.fail_stale(params.tenant_ids())
+
+
 TASKS: dict[str, Callable[[Params], dict[str, Any]]] = {
     "retention": retention,
     "reindex": reindex,
     "purge_document": purge_document,
     "verify_audit": verify_audit,
     "golden_eval": golden_eval,
+    "fail_stale_runs": fail_stale_runs,
 }

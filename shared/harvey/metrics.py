@@ -5,7 +5,7 @@ Pods scale to zero, so counters reset per pod: dashboards use rate()/increase().
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 HTTP_DURATION = Histogram(
     "http_request_duration_seconds",
@@ -27,6 +27,14 @@ FAITHFULNESS = Histogram(
 )  # fmt: skip
 EVENTS_EMITTED = Counter("events_emitted_total", "CloudEvents sent to K_SINK", ["type", "outcome"])
 CACHE_LOOKUPS = Counter("retrieval_cache_lookups_total", "Retrieval cache lookups", ["outcome"])
+ASYNC_REJECTED = Counter("harvey_async_rejected_total", "respond-async requests refused: the run queue was full")
+STALE_RUNS = Counter("harvey_stale_runs_failed_total", "Runs closed as failed after their lease expired")
+# Circuit breakers (name: a configured model, "other" or "redis") and per-tenant limits (issue 9).
+BREAKER_STATE = Gauge("harvey_circuit_breaker_state", "0 closed, 1 half-open, 2 open (as this pod saw it)", ["name"])
+BREAKER_TRANSITIONS = Counter("harvey_circuit_breaker_transitions_total", "Breaker state changes", ["name", "to"])
+BREAKER_REJECTED = Counter("harvey_circuit_breaker_rejected_total", "Calls skipped by an open breaker", ["name"])
+RATE_LIMITED = Counter("harvey_rate_limited_requests_total", "Requests refused by a tenant's rate limit", ["function"])
+BUDGET_EXHAUSTED = Counter("harvey_budget_exhausted_total", "Runs refused: tenant's monthly budget spent", ["function"])
 
 
 def exposition() -> tuple[bytes, str]:
