@@ -27,7 +27,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 install: $(VENV)/.installed ## Create .venv with every dependency pinned (requirements.lock)
 
 demo: install ## Ingest the demo corpus, draft a petição and a parecer, record feedback, run maintenance
-	$(HARVEY) demo
+	HARVEY_EVENTS_AUTH=none $(HARVEY) demo
 
 test: install tools ## Run the whole test suite against the local PostgreSQL and Redis
 	DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
@@ -51,6 +51,7 @@ eval: install ## Quality on ../shared/eval → bench/eval.md (retrieval, faithfu
 serve: install ## Run the three functions locally (ports 8081 generate, 8082 feedback, 8083 maintenance)
 	$(HARVEY) db migrate
 	trap 'kill 0' EXIT; \
+	export HARVEY_EVENTS_AUTH=none; \
 	$(VENV)/bin/functions-framework --target generate --source functions/generate/main.py --port 8081 & \
 	$(VENV)/bin/functions-framework --target feedback --source functions/feedback/main.py --port 8082 & \
 	$(VENV)/bin/functions-framework --target maintenance --source functions/maintenance/main.py --port 8083 & \

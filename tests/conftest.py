@@ -28,7 +28,11 @@ def _admin():
 
 @pytest.fixture(scope="session", autouse=True)
 def harvey_env(tmp_path_factory):
-    """Point every store at a fresh, private place for this session."""
+    """Point every store at a fresh, private place for this session.
+
+    Events are accepted unauthenticated (HARVEY_EVENTS_AUTH=none) so event tests can post them as
+    before; tests/test_event_auth.py switches to oidc and covers sender authentication.
+    """
     name = f"harvey_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = _admin()
     admin.run(f"CREATE DATABASE {name}")  # name built above from digits and hex only
@@ -41,6 +45,7 @@ def harvey_env(tmp_path_factory):
             "HARVEY_HOME": str(home),
             "HARVEY_LLM_MODELS": "harvey/extractive",
             "HARVEY_LLM_RETRIES": "0",
+            "HARVEY_EVENTS_AUTH": "none",
         }
     )
     os.environ.pop("QDRANT_URL", None)

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import threading
 import uuid
 
@@ -77,3 +79,190 @@ def test_end_to_end_feedback_through_the_cli_and_a_served_function(make_tenant, 
     assert json.loads(first.stdout.strip().splitlines()[-1])["status"] == 201
     assert json.loads(again.stdout.strip().splitlines()[-1])["status"] == 200
     assert [e["type"] for e in sink.events] == ["com.harvey.feedback.recorded"]
+
+
+# --- sender tokens on outgoing events (HARVEY_EVENTS_SINK_TOKEN_FILE, `--token-file`) -----------------
+
+TOKEN_A = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhIn0.c2lnLWE"
+TOKEN_B = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJiIn0.c2lnLWI"
+
+
+@pytest.fixture
+def events_log():
+    """Every record harvey.events logs during the test, extras included (logs.setup may reroute the root)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("harvey.events")
+    logger.addHandler(handler)
+    yield records
+    logger.removeHandler(handler)
+
+
+def logged_text(records) -> str:
+    return "\n".join(f"{r.getMessage()} {vars(r)!r}" for r in records)
+
+
+def projected_token(folder, token: str, generation: int) -> None:
+    """Write `token` the way the kubelet updates a projected volume: a new timestamped directory, then
+    an atomic swap of the `..data` symlink that `token` points through."""
+    version = folder / f"..2026_01_01_00_00_0{generation}"
+    version.mkdir()
+    (version / "token").write_text(token + "\n")
+    (folder / "..data_tmp").symlink_to(version.name)
+    os.replace(folder / "..data_tmp", folder / "..data")
+    if not (folder / "token").is_symlink():
+        (folder / "token").symlink_to("..data/token")
+
+
+def failed_count(event_type: str) -> float:
+    from harvey import metrics
+
+    return metrics.EVENTS_EMITTED.labels(type=event_type, outcome="failed")._value.get()
+
+
+def test_emit_sends_the_token_file_as_a_bearer_token(sink, settings_env, tmp_path, events_log):
+    from harvey import events
+
+    (tmp_path / "token").write_text(TOKEN_A + "\n")
+    settings_env(K_SINK=sink.url, HARVEY_EVENTS_SINK_TOKEN_FILE=str(tmp_path / "token"))
+    assert events.emit("com.harvey.document.generated", {"run_id": "r1"}) is True
+    assert sink.headers[0]["Authorization"] == f"Bearer {TOKEN_A}"
+    assert TOKEN_A not in logged_text(events_log)
+
+
+def test_emit_without_a_token_file_sends_no_authorization(sink, settings_env):
+    from harvey import events
+
+    settings_env(K_SINK=sink.url)
+    assert events.emit("com.harvey.document.generated", {"run_id": "r1"}) is True
+    assert "Authorization" not in sink.headers[0]
+
+
+def test_a_rotated_token_is_sent_from_the_next_event_on(sink, settings_env, tmp_path):
+    from harvey import events
+
+    projected_token(tmp_path, TOKEN_A, 1)
+    settings_env(K_SINK=sink.url, HARVEY_EVENTS_SINK_TOKEN_FILE=str(tmp_path / "token"))
+    assert events.emit("com.harvey.document.generated", {"n": 1})
+    projected_token(tmp_path, TOKEN_B, 2)
+    assert events.emit("com.harvey.document.generated", {"n": 2})
+    assert [h["Authorization"] for h in sink.headers] == [f"Bearer {TOKEN_A}", f"Bearer {TOKEN_B}"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [None, "", "  \n", f"{TOKEN_A}\nX-Injected: 1", f"{TOKEN_A} trailing", "tok\u00e9n-" + TOKEN_A],
+    ids=["missing", "empty", "blank", "two-lines", "space-inside", "non-ascii"],
+)
+def test_an_unreadable_token_file_fails_the_send_without_raising_or_logging_it(
+    sink, settings_env, tmp_path, events_log, content
+):
+    from harvey import events
+
+    path = tmp_path / "token"
+    if content is not None:
+        path.write_text(content)
+    settings_env(K_SINK=sink.url, HARVEY_EVENTS_SINK_TOKEN_FILE=str(path))
+    before = failed_count("t.token")
+    assert events.emit("t.token", {"a": 1}, run_id="run-7") is False
+    assert failed_count("t.token") == before + 1
+    assert sink.events == [], "nothing goes out without a usable token"
+    (record,) = events_log
+    assert record.getMessage() == "event not sent: sink token unreadable" and record.run_id == "run-7"
+    assert str(path) in record.error
+    assert TOKEN_A not in logged_text(events_log)
+
+
+def test_a_token_the_sink_refuses_is_a_failed_send_and_is_not_logged(sink, settings_env, tmp_path, events_log):
+    from harvey import events
+
+    (tmp_path / "token").write_text(TOKEN_A)
+    settings_env(K_SINK=sink.url, HARVEY_EVENTS_SINK_TOKEN_FILE=str(tmp_path / "token"))
+    sink.statuses = [401]
+    before = failed_count("t.refused")
+    assert events.emit("t.refused", {"a": 1}) is False
+    assert failed_count("t.refused") == before + 1
+    assert [r.getMessage() for r in events_log] == ["event rejected by sink"] and events_log[0].status == 401
+    assert TOKEN_A not in logged_text(events_log)
+
+
+def test_send_posts_the_token_file_as_a_bearer_token_on_every_attempt(sink, tmp_path):
+    (tmp_path / "token").write_text(TOKEN_A + "\n")
+    sink.statuses = [503]
+    result = _send("t.x", "--data", "{}", "--to", sink.url, "--backoff", "0", "--token-file", str(tmp_path / "token"))
+    assert result.exit_code == 0, result.output
+    assert [h["Authorization"] for h in sink.headers] == [f"Bearer {TOKEN_A}"] * 2
+    assert TOKEN_A not in result.output
+
+
+def test_send_reads_the_token_from_stdin_or_the_environment(sink, tmp_path):
+    from harvey.cli import main
+
+    runner = CliRunner()
+    piped = runner.invoke(
+        main, ["events", "send", "t.x", "--data", "{}", "--to", sink.url, "--token-file", "-"], input=TOKEN_A + "\n"
+    )
+    (tmp_path / "token").write_text(TOKEN_B)
+    from_env = runner.invoke(
+        main,
+        ["events", "send", "t.x", "--data", "{}", "--to", sink.url],
+        env={"HARVEY_EVENTS_TOKEN_FILE": str(tmp_path / "token")},
+    )
+    assert piped.exit_code == 0 and from_env.exit_code == 0, piped.output + from_env.output
+    assert [h["Authorization"] for h in sink.headers] == [f"Bearer {TOKEN_A}", f"Bearer {TOKEN_B}"]
+
+
+@pytest.mark.parametrize("content", [None, "", f"{TOKEN_A}\nX-Injected: 1"], ids=["missing", "empty", "two-lines"])
+def test_send_refuses_an_unusable_token_file_before_posting(sink, tmp_path, content):
+    path = tmp_path / "token"
+    if content is not None:
+        path.write_text(content)
+    result = _send("t.x", "--data", "{}", "--to", sink.url, "--token-file", str(path))
+    assert result.exit_code == 2 and "--token-file" in result.output
+    assert sink.events == []
+    assert TOKEN_A not in result.output
+
+
+def test_send_with_a_token_file_is_accepted_by_an_oidc_protected_function(settings_env, tmp_path):
+    """`harvey events send --token-file` → maintenance function (HARVEY_EVENTS_AUTH=oidc, in-process
+    server) → 200; the same event without the token → 401."""
+    from functions_framework import create_app
+    from harvey import eventauth
+    from werkzeug.serving import make_server
+
+    from tests.test_event_auth import AUDIENCE, PING_SUBJECT, Issuer
+
+    issuer = Issuer()
+    eventauth._clients.clear()
+    settings_env(
+        HARVEY_EVENTS_AUTH="oidc",
+        HARVEY_EVENTS_OIDC_ISSUER=issuer.url,
+        HARVEY_EVENTS_OIDC_AUDIENCE=AUDIENCE,
+        HARVEY_EVENTS_ALLOWED_SUBJECTS=PING_SUBJECT,
+    )
+    (tmp_path / "token").write_text(issuer.token(sub=PING_SUBJECT))
+    server = make_server("127.0.0.1", 0, create_app("maintenance", "functions/maintenance/main.py"), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/"
+        data = '{"task": "retention", "dry_run": true}'
+        refused = _send("dev.knative.sources.ping", "--data", data, "--to", url, "--attempts", "1")
+        accepted = _send(
+            "dev.knative.sources.ping",
+            "--data",
+            data,
+            "--to",
+            url,
+            "--attempts",
+            "1",
+            "--token-file",
+            str(tmp_path / "token"),
+        )
+    finally:
+        server.shutdown()
+        issuer.close()
+        eventauth._clients.clear()
+    assert json.loads(refused.stdout.strip().splitlines()[-1])["status"] == 401
+    assert accepted.exit_code == 0, accepted.output
+    assert json.loads(accepted.stdout.strip().splitlines()[-1])["status"] == 200

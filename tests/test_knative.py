@@ -27,7 +27,7 @@ K8S_VERSION = "1.32.0"
 FUNCTIONS = ("generate", "feedback", "maintenance")
 RESERVED_PORTS = {8012, 8013, 8022, 9090, 9091, 8008}
 RESERVED_ENV = {"PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"}
-TASKS = {"retention", "reindex", "verify_audit", "golden_eval"}
+TASKS = {"retention", "reindex", "verify_audit", "golden_eval", "fail_stale_runs"}
 DIGEST_IMAGE = re.compile(r"^[a-zA-Z0-9._\-/]+@sha256:[0-9a-f]{64}$")
 SCHEMA_FILES = {
     ("serving.knative.dev/v1", "Service"): "knative-serving-service-v1.json",
@@ -37,6 +37,59 @@ SCHEMA_FILES = {
     ("sources.knative.dev/v1", "SinkBinding"): "knative-sources-sinkbinding-v1.json",
 }
 CORE_KINDS = {"ConfigMap", "Secret", "NetworkPolicy", "ServiceAccount"}
+# No CRD schema for EventPolicy is vendored: its required structure (eventing.knative.dev/v1alpha1), written
+# here as strictly as the others: `to` and `from` entries are a ref or a selector / a ref or a sub.
+_REF = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "name"],
+    "properties": {k: {"type": "string", "minLength": 1} for k in ("apiVersion", "kind", "name", "namespace")},
+    "additionalProperties": False,
+}
+_SELECTOR = {
+    "type": "object",
+    "required": ["matchLabels"],
+    "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"}, "matchLabels": {"type": "object"}},
+    "additionalProperties": False,
+}
+EVENT_POLICY_SCHEMA = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "eventing.knative.dev/v1alpha1"},
+        "kind": {"const": "EventPolicy"},
+        "metadata": {"type": "object", "required": ["name"]},
+        "spec": {
+            "type": "object",
+            "required": ["from"],
+            "properties": {
+                "to": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"ref": _REF, "selector": _SELECTOR},
+                        "additionalProperties": False,
+                        "minProperties": 1,
+                        "maxProperties": 1,
+                    },
+                },
+                "from": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "properties": {"ref": _REF, "sub": {"type": "string", "minLength": 1}},
+                        "additionalProperties": False,
+                        "minProperties": 1,
+                        "maxProperties": 1,
+                    },
+                },
+                "filters": {"type": "array", "items": {"type": "object"}},
+            },
+            "additionalProperties": False,
+        },
+    },
+    "additionalProperties": False,
+}
 
 
 def strict(schema: dict) -> dict:
@@ -74,6 +127,8 @@ def validate(doc: dict) -> None:
     key = (doc["apiVersion"], doc["kind"])
     if key in SCHEMA_FILES:
         validator(*key).validate(doc)
+    elif doc["kind"] == "EventPolicy":
+        jsonschema.Draft7Validator(EVENT_POLICY_SCHEMA).validate(doc)
     elif doc["kind"] in CORE_KINDS:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
     else:
@@ -311,3 +366,116 @@ def test_network_policies_and_no_rbac() -> None:
         for peer in rule["from"]
     }
     assert sources == {"knative-serving", "kourier-system", "knative-eventing", "monitoring"}
+
+
+def effective_env(docs: list[dict], container: dict) -> dict[str, str]:
+    """What a container sees: its ConfigMaps' data, overridden by its own `env` values."""
+    configmaps = by_kind(docs, "ConfigMap")
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(configmaps[source["configMapRef"]["name"]]["data"])
+    env.update({name: var["value"] for name, var in env_of(container).items() if "value" in var})
+    return env
+
+
+def trigger_oidc_subject(namespace: str, trigger: str) -> str:
+    """The identity a Broker delivers a Trigger's events with (Knative's per-Trigger OIDC ServiceAccount)."""
+    return f"system:serviceaccount:{namespace}:{trigger}-oidc-eventing.knative.dev-trigger"
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_every_service_keeps_event_authentication_on(source: str) -> None:
+    docs = documents(source)
+    for name, ksvc in services(docs).items():
+        (container,) = ksvc["spec"]["template"]["spec"]["containers"]
+        env = effective_env(docs, container)
+        assert env.get("HARVEY_EVENTS_AUTH", "oidc") == "oidc", name
+        if name in FUNCTIONS:
+            assert env["HARVEY_EVENTS_OIDC_ISSUER"].startswith("https://"), name
+            assert env["HARVEY_EVENTS_OIDC_AUDIENCE"], name
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_each_event_receiving_service_takes_events_only_from_its_trigger(source: str) -> None:
+    docs = documents(source)
+    ksvcs, policies = services(docs), by_kind(docs, "EventPolicy")
+    known = {(d["apiVersion"], d["kind"], d["metadata"]["name"]) for d in docs}
+    for policy in policies.values():
+        validate(policy)
+        for entry in policy["spec"]["to"] + policy["spec"]["from"]:
+            ref = entry["ref"]
+            assert (ref["apiVersion"], ref["kind"], ref["name"]) in known, f"{policy['metadata']['name']}: {ref}"
+    receivers = {t["spec"]["subscriber"]["ref"]["name"]: t for t in by_kind(docs, "Trigger").values()}
+    assert set(receivers) == set(FUNCTIONS)
+    for name, trigger in receivers.items():
+        covering = [p for p in policies.values() if {"ref": service_ref(name)} in p["spec"]["to"]]
+        assert len(covering) == 1, f"{name} needs exactly one EventPolicy"
+        trigger_ref = {"apiVersion": "eventing.knative.dev/v1", "kind": "Trigger", "name": trigger["metadata"]["name"]}
+        assert covering[0]["spec"]["from"] == [{"ref": trigger_ref}]
+        (container,) = ksvcs[name]["spec"]["template"]["spec"]["containers"]
+        env = effective_env(docs, container)
+        assert trigger["spec"]["subscriber"]["audience"] == env["HARVEY_EVENTS_OIDC_AUDIENCE"]
+        if source != "base":
+            namespace = ksvcs[name]["metadata"]["namespace"]
+            expected = trigger_oidc_subject(namespace, trigger["metadata"]["name"])
+            assert env["HARVEY_EVENTS_ALLOWED_SUBJECTS"] == expected
+    audiences = [t["spec"]["subscriber"]["audience"] for t in receivers.values()]
+    assert len(set(audiences)) == len(audiences), "a token for one function must not be accepted by another"
+
+
+def service_ref(name: str) -> dict[str, str]:
+    return {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": name}
+
+
+def test_strict_mode_rejects_event_policy_typos() -> None:
+    policy = copy.deepcopy(by_kind(load_base(), "EventPolicy")["feedback-events"])
+    validate(policy)
+    policy["spec"]["form"] = policy["spec"].pop("from")
+    with pytest.raises(jsonschema.ValidationError):
+        validate(policy)
+
+
+def test_the_cluster_feature_flags_enable_oidc() -> None:
+    config = yaml.safe_load((KNATIVE / "cluster" / "config-features.yaml").read_text())
+    validate(config)
+    assert config["metadata"] == {"name": "config-features", "namespace": "knative-eventing"}
+    assert config["data"]["authentication-oidc"] == "enabled"
+    assert config["data"]["transport-encryption"] in {"permissive", "strict"}
+
+
+def broker_audience(namespace: str, broker: str) -> str:
+    """The OIDC audience Knative gives a Broker: group/kind/namespace/name, lower case."""
+    return f"eventing.knative.dev/broker/{namespace}/{broker}"
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_every_function_sends_its_events_with_a_token_for_its_namespaces_broker(source: str) -> None:
+    docs = documents(source)
+    ksvcs = services(docs)
+    bindings = by_kind(docs, "SinkBinding").values()
+    sinks = {b["spec"]["subject"]["name"]: b["spec"]["sink"]["ref"]["name"] for b in bindings}
+    for name in FUNCTIONS:
+        ksvc = ksvcs[name]
+        spec = ksvc["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        (volume,) = [v for v in spec["volumes"] if v["name"] == "broker-token"]
+        (projection,) = volume["projected"]["sources"]
+        token = projection["serviceAccountToken"]
+        namespace = ksvc["metadata"]["namespace"] if source != "base" else "NAMESPACE"
+        assert token["audience"] == broker_audience(namespace, sinks[name]), name
+        assert 600 <= token["expirationSeconds"] <= 24 * 3600, "the kubelet's bounds for a projected token"
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] == "broker-token"]
+        assert mount["readOnly"] is True
+        env = effective_env(docs, container)
+        assert env["HARVEY_EVENTS_SINK_TOKEN_FILE"] == f"{mount['mountPath']}/{token['path']}", name
+        assert spec["automountServiceAccountToken"] is False, "the Broker token is not an API credential"
+
+
+def test_strict_mode_rejects_a_typo_in_the_projected_token() -> None:
+    service = copy.deepcopy(services(load_base())["feedback"])
+    (volume,) = [v for v in service["spec"]["template"]["spec"]["volumes"] if v["name"] == "broker-token"]
+    token = volume["projected"]["sources"][0]["serviceAccountToken"]
+    validate(service)
+    token["audiance"] = token.pop("audience")
+    with pytest.raises(jsonschema.ValidationError, match="audiance"):
+        validate(service)

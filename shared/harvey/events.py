@@ -1,22 +1,30 @@
 """CloudEvents out to the Knative sink (K_SINK, injected by a SinkBinding).
 
-Binary HTTP mode; K_CE_OVERRIDES (may be an empty string) adds extensions. A failed
-send is logged and counted but never fails the caller: the audit row in PostgreSQL
-is the record of truth, events are notifications.
+Binary HTTP mode; K_CE_OVERRIDES (may be an empty string) adds extensions. With
+HARVEY_EVENTS_SINK_TOKEN_FILE each send carries `Authorization: Bearer` with the token in
+that file (a projected ServiceAccount token for the Broker's OIDC audience, which the Broker
+requires once Knative's authentication-oidc is on). A failed send, or an unreadable token,
+is logged and counted but never fails the caller: the audit row in PostgreSQL is the record
+of truth, events are notifications.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import Any
 
 from harvey import metrics
 from harvey.config import get_settings
 
 log = logging.getLogger("harvey.events")
+# One line of visible ASCII (a JWT is): anything else could split the header, and http.client's
+# error for a bad header value would quote the token.
+_TOKEN = re.compile(rb"[\x21-\x7e]+")
 
 
 def overrides() -> dict[str, Any]:
@@ -45,12 +53,32 @@ def build(event_type: str, data: dict[str, Any], *, subject: str | None = None, 
     return CloudEvent(attributes, data)
 
 
-def send(event, url: str, timeout: float = 5.0) -> int:
-    """POST one event in binary mode; returns the HTTP status (raises on network errors)."""
+def parse_token(raw: bytes, origin: str) -> str:
+    """The bearer token in `raw` (read from `origin`); a ValueError that never quotes it otherwise."""
+    raw = raw.strip()
+    if not _TOKEN.fullmatch(raw):
+        raise ValueError(f"{origin} holds no bearer token (empty, or not one line of visible ASCII)")
+    return raw.decode("ascii")
+
+
+def read_token(path: Path) -> str:
+    """The bearer token in `path`, read now: the kubelet rotates projected tokens in place.
+
+    Raises OSError or ValueError; neither message contains the file's contents.
+    """
+    return parse_token(path.read_bytes(), str(path))
+
+
+def send(event, url: str, timeout: float = 5.0, token: str | None = None) -> int:
+    """POST one event in binary mode, with `Authorization: Bearer token` when given; returns the HTTP
+    status (raises on network errors)."""
     from cloudevents.conversion import to_binary
 
-    headers, body = to_binary(event)
-    request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")  # noqa: S310
+    ce_headers, body = to_binary(event)
+    headers = dict(ce_headers)
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - URL from config
             return response.status
@@ -60,12 +88,21 @@ def send(event, url: str, timeout: float = 5.0) -> int:
 
 def emit(event_type: str, data: dict[str, Any], *, subject: str | None = None, run_id: str | None = None) -> bool:
     """Best-effort emit to K_SINK; False when there is no sink or the send failed."""
-    sink = get_settings().k_sink
+    settings = get_settings()
+    sink, token_file = settings.k_sink, settings.events_sink_token_file
     if not sink:
         metrics.EVENTS_EMITTED.labels(type=event_type, outcome="no_sink").inc()
         return False
     try:
-        status = send(build(event_type, data, subject=subject), sink)
+        token = read_token(token_file) if token_file else None
+    except (OSError, ValueError) as exc:
+        log.error(
+            "event not sent: sink token unreadable", extra={"type": event_type, "run_id": run_id, "error": str(exc)}
+        )
+        metrics.EVENTS_EMITTED.labels(type=event_type, outcome="failed").inc()
+        return False
+    try:
+        status = send(build(event_type, data, subject=subject), sink, token=token)
         ok = 200 <= status < 300
     except Exception as exc:  # noqa: BLE001 - never fail the request for a notification
         log.error("event send failed", extra={"type": event_type, "run_id": run_id, "error": str(exc)})

@@ -12,6 +12,7 @@ class Sink:
 
     def __init__(self) -> None:
         self.events: list[dict] = []
+        self.headers: list[dict[str, str]] = []  # each request's headers, in the order of `events`
         self.statuses: list[int] = []  # answered in order, then 202
         sink = self
 
@@ -21,6 +22,7 @@ class Sink:
                 event = {k[3:].lower(): v for k, v in self.headers.items() if k.lower().startswith("ce-")}
                 event["data"] = json.loads(body) if body else None
                 sink.events.append(event)
+                sink.headers.append(dict(self.headers.items()))
                 self.send_response(sink.statuses.pop(0) if sink.statuses else 202)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
