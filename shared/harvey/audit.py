@@ -130,6 +130,23 @@ def get(tenant_id: str, run_id: str) -> dict[str, Any] | None:
     )
 
 
+def month_start(now: datetime | None = None) -> datetime:
+    """Midnight UTC on the first day of `now`'s calendar month (UTC)."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def month_cost(tenant_id: str) -> float:
+    """What the tenant's runs audited this calendar month (UTC) cost, from `estimated_cost_usd`."""
+    row = db.one(
+        "SELECT COALESCE(SUM(estimated_cost_usd), 0) AS cost FROM run_audit "
+        "WHERE tenant_id = CAST(:tenant AS uuid) AND created_at >= :since",
+        tenant=tenant_id,
+        since=month_start(),
+    )
+    return float(row["cost"]) if row else 0.0
+
+
 @dataclass
 class ChainReport:
     tenant_id: str

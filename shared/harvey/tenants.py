@@ -1,4 +1,4 @@
-"""Tenants, their API keys and per-tenant feature flags.
+"""Tenants, their API keys, per-tenant feature flags and limits (requests per minute, monthly budget).
 
 API keys are random 256-bit secrets shown once; only their SHA-256 is stored (a
 slow hash buys nothing for keys with that much entropy, and lookups stay O(1)).
@@ -30,6 +30,8 @@ class Tenant:
     name: str
     logs_only: bool = False
     force_fallback: bool = False
+    requests_per_minute: int | None = None  # None: unlimited (enforced by harvey.limits)
+    monthly_budget_usd: float | None = None
 
     @property
     def flags(self) -> dict[str, bool]:
@@ -53,7 +55,14 @@ def _new_key(tenant_id: str) -> str:
 
 
 def _from_row(row: dict) -> Tenant:
-    return Tenant(str(row["id"]), row["name"], row["logs_only"], row["force_fallback"])
+    return Tenant(
+        str(row["id"]),
+        row["name"],
+        row["logs_only"],
+        row["force_fallback"],
+        row.get("requests_per_minute"),
+        row.get("monthly_budget_usd"),
+    )
 
 
 def create(name: str) -> tuple[Tenant, str]:
@@ -124,3 +133,39 @@ def set_flags(name: str, *, logs_only: bool | None = None, force_fallback: bool 
     )
     assert row is not None
     return _from_row(row)
+
+
+def set_limits(
+    name: str,
+    *,
+    requests_per_minute: int | None = None,
+    monthly_budget_usd: float | None = None,
+    clear_rpm: bool = False,
+    clear_budget: bool = False,
+) -> Tenant:
+    """Change NAME's limits; None leaves a limit as it is, `clear_*` removes it (unlimited)."""
+    if requests_per_minute is not None and requests_per_minute <= 0:
+        raise ValueError("requests per minute must be positive (use --clear to remove the limit)")
+    if monthly_budget_usd is not None and monthly_budget_usd <= 0:
+        raise ValueError("the monthly budget must be positive (use --clear to remove it)")
+    tenant = by_name(name)
+    row = db.one(
+        "UPDATE tenants SET "
+        "requests_per_minute = CASE WHEN :clear_rpm THEN NULL "
+        "ELSE COALESCE(CAST(:rpm AS integer), requests_per_minute) END, "
+        "monthly_budget_usd = CASE WHEN :clear_budget THEN NULL "
+        "ELSE COALESCE(CAST(:budget AS double precision), monthly_budget_usd) END "
+        "WHERE id = :id RETURNING *",
+        rpm=requests_per_minute,
+        budget=monthly_budget_usd,
+        clear_rpm=clear_rpm,
+        clear_budget=clear_budget,
+        id=tenant.id,
+    )
+    assert row is not None
+    return _from_row(row)
+
+
+def all_ids() -> list[str]:
+    """Every tenant's id, oldest first: what scheduled maintenance sweeps."""
+    return [str(r["id"]) for r in db.query("SELECT id FROM tenants ORDER BY created_at, id")]

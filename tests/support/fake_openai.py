@@ -1,12 +1,16 @@
 """An OpenAI-compatible chat server on 127.0.0.1 whose behaviour depends on the model name.
 
 `good*` answers with a cited draft, `slow*` sleeps past any sane timeout, `broken*`
-answers 500, `limited*` answers 429. Every request body is kept for assertions.
+answers 500, `limited*` answers 429, `judge*` answers as a faithfulness judge (see `judge_answer`).
+Every request body is kept for assertions.
+`set_mode(model, "hang" | "<HTTP status>" | None)` overrides that for one model while the server runs
+(a primary that dies and comes back); a hanging request is released when the server stops.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,10 +23,36 @@ ANSWER = (
 )
 
 
+def judge_answer(model: str, prompt: str) -> str:
+    """A faithfulness judge (harvey.judge prompt layout): "supported" when every word of the claim after
+    AFIRMAÇÃO: occurs in the FONTES: text, else "unsupported"; `judge-garbled*` answers prose instead."""
+    if model.startswith("judge-garbled"):
+        return "Acho que a afirmação está correta, mas depende."
+    sources, _, claim = prompt.partition("AFIRMAÇÃO:")
+    known = set(re.findall(r"\w+", sources.lower()))
+    missing = [w for w in re.findall(r"\w+", claim.lower()) if w not in known]
+    verdict = "unsupported" if missing else "supported"
+    return json.dumps({"verdict": verdict, "reason": f"fora das fontes: {' '.join(missing)}" if missing else "ok"})
+
+
+def _chat(model: str, content: str) -> dict:
+    message = {"role": "assistant", "content": content}
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+        "usage": {"prompt_tokens": 120, "completion_tokens": 20, "total_tokens": 140},
+    }
+
+
 class FakeOpenAI:
     def __init__(self, slow_seconds: float = 5.0):
         self.requests: list[dict] = []
         self.slow_seconds = slow_seconds
+        self.modes: dict[str, str] = {}
+        self.stopping = threading.Event()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -33,6 +63,12 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.requests.append(body)
                 model = body.get("model", "")
+                mode = outer.modes.get(model)
+                if mode == "hang":
+                    outer.stopping.wait(600)
+                    return None
+                if mode is not None:
+                    return self._send(int(mode), {"error": {"message": f"fake status {mode}", "type": "fake"}})
                 if model.startswith("slow"):
                     time.sleep(outer.slow_seconds)
                 if model.startswith("broken"):
@@ -40,6 +76,8 @@ class FakeOpenAI:
                 if model.startswith("limited"):
                     return self._send(429, {"error": {"message": "rate limited", "type": "rate_limit"}})
                 prompt = body["messages"][-1]["content"]
+                if model.startswith("judge"):
+                    return self._send(200, _chat(model, judge_answer(model, prompt)))
                 name = "PESSOA_1" if "PESSOA_1" in prompt else "desconhecido"
                 return self._send(200, {
                     "id": "chatcmpl-1", "object": "chat.completion", "created": int(time.time()), "model": model,
@@ -69,8 +107,16 @@ class FakeOpenAI:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.stopping.set()
         self.server.shutdown()
         self.server.server_close()
 
     def models_called(self) -> list[str]:
         return [r["model"] for r in self.requests]
+
+    def set_mode(self, model: str, mode: str | None) -> None:
+        """Make `model` (the name without provider prefix) hang or answer a status ("500"); None restores it."""
+        if mode is None:
+            self.modes.pop(model, None)
+        else:
+            self.modes[model] = mode

@@ -9,7 +9,7 @@ from harvey.cli._common import echo_json, friendly_errors
 
 @click.group("tenant")
 def tenant() -> None:
-    """Tenants (a firm or department), their API keys and feature flags."""
+    """Tenants (a firm or department), their API keys, feature flags and limits."""
 
 
 @tenant.command("create")
@@ -70,3 +70,61 @@ def flags(name: str, logs_only: bool | None, force_fallback: bool | None, as_jso
     else:
         for flag, value in current.flags.items():
             click.echo(f"{flag}: {'on' if value else 'off'}")
+
+
+@tenant.command("limits")
+@click.argument("name")
+@click.option(
+    "--requests-per-minute",
+    "rpm",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Requests NAME may make per minute (a burst of N, then N/60 per second); 0 removes the limit. "
+    "Beyond it the API answers 429 with Retry-After.",
+)
+@click.option(
+    "--monthly-budget-usd",
+    "budget",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="X",
+    help="Model spend per calendar month (UTC), summed from the audited runs' estimated cost; 0 removes "
+    "it. Once reached, generation answers 402 until the month ends or the budget is raised.",
+)
+@click.option("--clear", is_flag=True, help="Remove both limits (unlimited).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly_errors
+def limits(name: str, rpm: int | None, budget: float | None, clear: bool, as_json: bool) -> None:
+    """Show or change NAME's rate limit and monthly budget; without options, print them.
+
+    Applied from the next request, no redeploy needed:
+
+        harvey tenant limits firma-x --requests-per-minute 60 --monthly-budget-usd 200
+    """
+    from harvey import audit, tenants
+
+    if clear or rpm is not None or budget is not None:
+        current = tenants.set_limits(
+            name,
+            requests_per_minute=rpm or None,
+            monthly_budget_usd=budget or None,
+            clear_rpm=clear or rpm == 0,
+            clear_budget=clear or budget == 0,
+        )
+    else:
+        current = tenants.by_name(name)
+    spent = audit.month_cost(current.id)
+    if as_json:
+        echo_json(
+            {
+                "tenant": current.name,
+                "requests_per_minute": current.requests_per_minute,
+                "monthly_budget_usd": current.monthly_budget_usd,
+                "spent_this_month_usd": round(spent, 6),
+            }
+        )
+        return
+    click.echo(f"requests_per_minute: {current.requests_per_minute or 'unlimited'}")
+    budget_text = f"{current.monthly_budget_usd:.2f}" if current.monthly_budget_usd is not None else "unlimited"
+    click.echo(f"monthly_budget_usd: {budget_text} (spent this month: {spent:.2f})")
