@@ -3,6 +3,8 @@
 Brazilian statutes are cited by article and, inside long articles, by paragraph or inciso, so a chunk
 is one article when it fits and otherwise a run of §/incisos that repeats the caput, which is what
 gives a lone inciso its meaning. Memos and other prose are packed by paragraphs up to a size limit.
+Only the text in force is chunked (`harvey.vigencia`): revoked, vetoed and superseded units never
+reach a chunk, and each article chunk records its amending acts and constitutional challenges.
 Chunk ids are uuid5 of (document, position, text): re-ingesting the same document is idempotent.
 """
 
@@ -13,6 +15,11 @@ import unicodedata
 import uuid
 from dataclasses import dataclass, field
 
+from harvey import vigencia
+
+# Part of every document's content hash: a change to what chunks hold (v2: text no longer in force —
+# revoked, vetoed, superseded wordings — is left out) makes the next ingest re-chunk unchanged files.
+VERSION = "2"
 MAX_CHARS = 1200
 CAPUT_CONTEXT_CHARS = 300
 _NAMESPACE = uuid.UUID("5f0c2a52-7d8e-4b8e-9a55-3c1d8e6b2f10")
@@ -129,9 +136,10 @@ def chunk_document(document_id: str, text: str, title: str | None = None, metada
             if len(starts) == 1 and metadata.get("article"):
                 number = _article_from_metadata(str(metadata["article"])) or number
             base = f"{abbr}, art. {number}"
-            for label_suffix, part in _split_article(text[begin:end].strip()):
+            provision = vigencia.parse(text[begin:end].strip())
+            for label_suffix, part in _split_article(provision.text) if provision.text else []:
                 label = f"{base}, {label_suffix}" if label_suffix else base
-                pieces.append((label, part, {"article": number}))
+                pieces.append((label, part, {"article": number, "vigencia": vigencia.chunk_vigencia(provision, part)}))
     else:
         pieces = [(doc_title, part, {}) for part in _pack_prose(text)]
     chunks = []

@@ -30,12 +30,34 @@ LEGISLATION: dict[str, str] = {
 
 
 def reference(citation: dict[str, Any]) -> str:
-    """One ABNT entry: the cited provision, then the work it belongs to."""
+    """One ABNT entry: the cited provision (with the acts that reworded, added or challenge it), then
+    the work it belongs to."""
     metadata = citation.get("metadata") or {}
     work = metadata.get("abnt") or LEGISLATION.get(str(metadata.get("law", "")).upper())
     if work is None:
         work = f"{citation['title'].upper()}. Acervo do escritório, documento {citation['source_id']}."
-    return f"[{citation['n']}] {citation['label']}. {work}"
+    return f"[{citation['n']}] {citation['label']}{_vigencia_note(citation.get('vigencia_atos') or [])}. {work}"
+
+
+def _vigencia_note(acts: list[dict[str, Any]]) -> str:
+    """ ", com redação dada pela Lei nº 13.146/2015" and the like, in ABNT's wording."""
+    by_kind: dict[str, list[str]] = {}
+    for act in acts:
+        by_kind.setdefault(act["tipo"], []).append(act["ato"])
+    reworded = by_kind.get("redacao", [])
+    added = [a for a in by_kind.get("inclusao", []) if a not in reworded]
+    note = ""
+    if reworded:
+        note += ", com redação dada " + " e ".join(f"{_by(a)} {a}" for a in reworded)
+    if added:
+        note += ", incluído " + " e ".join(f"{_by(a)} {a}" for a in added)
+    if by_kind.get("questionamento"):
+        note += f" (questionado no STF: {'; '.join(by_kind['questionamento'])})"
+    return note
+
+
+def _by(act: str) -> str:
+    return "pelo" if act.startswith("Decreto") else "pela"
 
 
 def reference_list(citations: list[dict[str, Any]]) -> str:

@@ -2,8 +2,10 @@
 
 It reads the same prompt a hosted model gets, fills the document type's template and
 writes the legal grounds only with sentences taken verbatim from the numbered
-sources, each cited [n]. It cannot invent a source or a claim, which makes it the
-safe last link of every fallback chain and the default when no provider is set.
+sources, each cited [n]. Its Conclusão is the clauses of the best-ranked sources that
+answer the task, each cited, or says that the sources do not answer it. It cannot
+invent a source or a claim, which makes it the safe last link of every fallback
+chain and the default when no provider is set.
 """
 
 from __future__ import annotations
@@ -70,6 +72,111 @@ def _grounds(req: DraftRequest) -> list[str]:
     return paragraphs
 
 
+ANSWER_SOURCES = 3  # the conclusion answers from the best-ranked sources only
+_ROMAN_UNIT = re.compile(r"^[IVXLC]+\s*[-–]")
+NO_ANSWER = (
+    "As fontes recuperadas não respondem à questão da consulta; nenhuma conclusão é possível sem pesquisa adicional."
+)
+
+
+def polar_terms(text: str) -> set[str]:
+    """Terms as `_terms`, but a word right after "não" is its own term: "não duráveis" is not "duráveis"."""
+    folded = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()
+    terms, negated = set(), False
+    for word in _WORD.findall(folded):
+        if word == "nao":
+            negated = True
+            continue
+        if len(word) > 2 and word not in _STOP:
+            terms.add(("~" if negated else "") + word[:6])
+        negated = False
+    return terms
+
+
+def _answer_clauses(source: Source) -> list[str]:
+    """The source's clauses that can stand alone as an answer: an inciso is joined to the clause
+    that introduces it ("caduca em:" + "noventa dias, …"), so it keeps its meaning."""
+    out, intro = [], ""
+    for raw in _CLAUSE_SPLIT.split(_SOFT_BREAK.sub(" ", source.text)):
+        clause = _clean(raw)
+        if not clause or clause.startswith("#") or "revogad" in clause.lower()[:40]:
+            continue
+        if clause.endswith(":") or raw.rstrip().endswith(":"):
+            intro = _UNIT_MARKER.sub("", clause).rstrip(":")
+            continue
+        if _ROMAN_UNIT.match(clause) and intro:
+            body = _UNIT_MARKER.sub("", clause)
+            clause = f"{intro} {body[0].lower() + body[1:]}" if body else ""
+        else:
+            clause, intro = _UNIT_MARKER.sub("", clause), ""
+        if len(clause) >= 25:
+            out.append(clause)
+    return out
+
+
+def _answers(req: DraftRequest) -> list[tuple[Source, str]]:
+    """The clauses that answer the task, at most one per source, each adding task terms the ones
+    before it did not cover. Terms weigh by rarity among the candidate clauses: "duráveis" tells
+    more than "consumidor", which every clause of the CDC shares."""
+    question = polar_terms(req.task)
+    candidates = [
+        (rank, source, clause)
+        for rank, source in enumerate(req.sources[:ANSWER_SOURCES])
+        for clause in _answer_clauses(source)
+        if "[…]" not in clause
+    ]
+    terms = {id(c): polar_terms(c) & question for _, _, c in candidates}
+    df: dict[str, int] = {}
+    for found in terms.values():
+        for term in found:
+            df[term] = df.get(term, 0) + 1
+    chosen: list[tuple[int, Source, str]] = []
+    covered: set[str] = set()
+    while True:
+        scored = [
+            (sum(1 / df[t] for t in terms[id(c)] - covered), -rank, source, c)
+            for rank, source, c in candidates
+            if len(terms[id(c)]) >= 2 and all(source is not s for _, s, _ in chosen)
+        ]
+        best = max(scored, key=lambda item: item[:2], default=None)
+        if best is None or best[0] == 0:
+            break
+        chosen.append((-best[1], best[2], best[3]))
+        covered |= terms[id(best[3])]
+    return [(source, clause) for _, source, clause in sorted(chosen, key=lambda item: item[0])]
+
+
+def _sentence(text: str) -> str:
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text.rstrip(",;:") + "."
+
+
+def _conclusion(req: DraftRequest) -> list[str]:
+    """The parecer's answer, quoted from the provisions that give it; or that the sources do not."""
+    answers = _answers(req)
+    if not answers:
+        return [NO_ANSWER]
+    lines = ["Diante da fundamentação exposta, responde-se à consulta:"]
+    # The clause alone, verbatim: the provision's label is in the reference list, and its numbers
+    # in the sentence read to the faithfulness check as figures the clause does not state.
+    lines += [f"{_sentence(clause)} [{source.n}]" for source, clause in answers]
+    question = polar_terms(req.task)
+    open_terms = question - set().union(*(polar_terms(c) for _, c in answers))
+    words = [w for w in re.findall(r"\w{5,}", req.task) if polar_terms(w) & open_terms]
+    if words:
+        lines.append(
+            f"As fontes citadas não tratam expressamente de: {', '.join(dict.fromkeys(w.lower() for w in words))}."
+        )
+    return lines
+
+
+def _pedidos_intro(req: DraftRequest) -> str:
+    labels = [source.label for source, _ in _answers(req)]
+    if not labels:
+        return "Diante do exposto, requer:"
+    return f"Diante do exposto, com fundamento no {' e no '.join(labels)}, requer:"
+
+
 def _party(req: DraftRequest, *roles: str, default: str) -> str:
     for role in roles:
         for key, name in req.parties.items():
@@ -97,7 +204,7 @@ def _section_body(req: DraftRequest, section: str) -> list[str]:
         "Dos Fatos": [facts],
         "Síntese da Inicial": [f"A parte autora pretende: {task}."],
         "Dos Pedidos": [
-            "Diante do exposto, requer:",
+            _pedidos_intro(req),
             f"a) a procedência do pedido, para {task_clause or 'o fim exposto'};",
             "b) a citação da parte contrária para, querendo, apresentar resposta;",
             "c) a produção de todas as provas admitidas em direito;",
@@ -110,10 +217,7 @@ def _section_body(req: DraftRequest, section: str) -> list[str]:
         ],
         "Ementa": [f"{task}. Análise à luz da legislação citada."],
         "Relatório": [f"Trata-se de consulta sobre: {task}.", facts],
-        "Conclusão": [
-            "Diante da fundamentação exposta, conclui-se pela viabilidade jurídica da pretensão nos limites "
-            "das normas citadas, salvo melhor juízo."
-        ],
+        "Conclusão": _conclusion(req),
         "Partes": [f"CONTRATANTE: {author}. CONTRATADA: {defendant}."],
         "Objeto": [f"O presente instrumento tem por objeto: {task}."],
         "Obrigações": ["As partes obrigam-se a cumprir fielmente as cláusulas deste instrumento, de boa-fé."],

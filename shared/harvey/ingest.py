@@ -33,7 +33,9 @@ class SourceDocument:
 
     @property
     def content_hash(self) -> str:
-        payload = json.dumps([self.title, self.text, self.metadata], sort_keys=True, ensure_ascii=False)
+        from harvey.chunking import VERSION
+
+        payload = json.dumps([self.title, self.text, self.metadata, VERSION], sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

@@ -15,33 +15,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from harvey import audit, cache, citations, events, metrics, prompts
+from harvey import audit, cache, citations, events, metrics, prompts, vigencia
 from harvey.config import get_settings
+from harvey.critique import classify_area, score_quality
 from harvey.tenants import Tenant
 
 log = logging.getLogger("harvey.pipeline")
 
-APPROVE, EXCELLENT = 0.70, 0.85
 EVENT_GENERATED = "com.harvey.document.generated"
-
-_AREAS = {
-    "consumidor": ("consumidor", "fornecedor", "produto", "serviço", "cdc", "compra", "banco", "cobrança"),
-    "processual civil": (
-        "petição",
-        "recurso",
-        "apelação",
-        "tutela",
-        "citação",
-        "prazo",
-        "sentença",
-        "processo",
-    ),
-    "constitucional": ("constitu", "direito fundamental", "mandado de segurança", "habeas", "liberdade"),
-    "trabalhista": ("trabalh", "empregad", "salári", "clt", "rescisão", "férias", "jornada"),
-    "penal": ("crime", "pena", "penal", "delito", "prisão"),
-    "tributário": ("tribut", "imposto", "fisco", "icms", "contribuição"),
-    "civil": ("contrato", "dano", "indeniza", "responsabilidade", "obrigação", "posse", "propriedade"),
-}
 
 
 class GenerationError(Exception):
@@ -84,48 +65,6 @@ class _Trace:
         return totals
 
 
-def classify_area(text: str) -> str:
-    lowered = text.lower()
-    scores = {area: sum(lowered.count(k) for k in keys) for area, keys in _AREAS.items()}
-    best = max(scores, key=lambda a: scores[a])
-    return best if scores[best] else "civil"
-
-
-def _section(draft_md: str, title: str) -> str:
-    match = re.search(rf"^##\s+{re.escape(title)}\s*$(.*?)(?=^##\s|\Z)", draft_md, re.MULTILINE | re.DOTALL)
-    return match.group(1).strip() if match else ""
-
-
-def score_quality(req: GenerateInput, draft_md: str, report: dict[str, Any]) -> dict[str, Any]:
-    """The four critique scores, each in [0, 1], and the verdict against 0.70 / 0.85."""
-    sections = prompts.SECTIONS[req.doc_type]
-    present = [s for s in sections if _section(draft_md, s)]
-    estrutura = len(present) / len(sections)
-
-    grounds = [s for s in report["sentences"] if s["citations"]]
-    fundamentacao = (sum(1 for s in grounds if s["supported"]) / len(grounds)) if grounds else 0.0
-
-    sentences = [s for s in re.split(r"(?<=[.!?])\s+", re.sub(r"^#.*$", "", draft_md, flags=re.M)) if s.strip()]
-    mean_words = sum(len(s.split()) for s in sentences) / max(1, len(sentences))
-    clareza = 1.0 if mean_words <= 35 else max(0.4, 1.0 - (mean_words - 35) / 75)
-
-    task_terms = {w for w in re.findall(r"\w{5,}", req.task.lower())}
-    body = draft_md.lower()
-    covered = sum(1 for w in task_terms if w[:6] in body) / len(task_terms) if task_terms else 1.0
-    completude = 0.5 * covered + 0.5 * estrutura
-
-    scores = {
-        "estrutura": round(estrutura, 3),
-        "fundamentacao": round(fundamentacao, 3),
-        "clareza": round(clareza, 3),
-        "completude": round(completude, 3),
-    }
-    overall = sum(scores.values()) / len(scores)
-    verdict = "excellent" if overall >= EXCELLENT else "approved" if overall >= APPROVE else "needs_review"
-    missing = [s for s in sections if s not in present]
-    return {**scores, "overall": round(overall, 3), "verdict": verdict, "missing_sections": missing}
-
-
 def _retrieve(tenant: Tenant, query: str, top_k: int) -> tuple[list[dict[str, Any]], bool]:
     from harvey.retrieval import open_index
 
@@ -151,7 +90,7 @@ def _model_chain(tenant: Tenant) -> list[str]:
 
 def run(tenant: Tenant, req: GenerateInput, *, run_id: str | None = None) -> dict[str, Any]:
     """Draft one document; raises GenerationError (already audited) when it cannot."""
-    from harvey import faithfulness, pii
+    from harvey import faithfulness, limits, pii
 
     settings = get_settings()
     run_id = run_id or str(uuid.uuid4())
@@ -185,6 +124,7 @@ def run(tenant: Tenant, req: GenerateInput, *, run_id: str | None = None) -> dic
         },  # fmt: skip
     )
     try:
+        limits.check_budget(tenant)  # inside the try: a spent budget is a failed run, audited like any other
         return _run_steps(tenant, req, record, trace, chain, top_k, input_matches, clock)
     except GenerationError:
         raise
@@ -196,9 +136,13 @@ def run(tenant: Tenant, req: GenerateInput, *, run_id: str | None = None) -> dic
 
 def _classify_failure(exc: Exception) -> tuple[int, str, int | None, str]:
     from harvey.db import DatabaseUnavailable
+    from harvey.limits import BudgetExhausted
     from harvey.llm import AllModelsFailed
     from harvey.retrieval import StoreUnavailable
 
+    if isinstance(exc, BudgetExhausted):
+        # 402, not 429: it lasts until the month ends, and a broker retries a 429 (each retry a new failed run).
+        return 402, str(exc), None, "budget"
     if isinstance(exc, AllModelsFailed):
         return 503, f"no language model is available right now: {exc}", 30, "llm"
     if isinstance(exc, StoreUnavailable):
@@ -255,7 +199,8 @@ def _run_steps(
     )
 
     t = time.perf_counter()
-    completion = llm.complete(prompts.draft_messages(draft_request), chain)
+    budget = llm.Budget.start()  # one deadline and failure budget for the draft and every revision
+    completion = llm.complete(prompts.draft_messages(draft_request), chain, budget)
     trace.step("draft", t, model=completion.model, fallbacks=len(completion.fallbacks_tried))
     model_seconds = completion.seconds
     tokens_in, tokens_out, cost = completion.tokens_input, completion.tokens_output, completion.cost_usd
@@ -267,7 +212,7 @@ def _run_steps(
         t = time.perf_counter()
         report = faithfulness.assess(prompts.claim_sections(draft_md), by_number)
         unknown = sorted({n for n in faithfulness.parse_citations(draft_md) if n not in by_number})
-        quality = score_quality(req, draft_md, report)
+        quality = score_quality(req, draft_md, report, hits)
         weak = [s for s in report["sentences"] if s["citations"] and not s["supported"]]
         unsupported = [s["text"] for s in weak]
         issues = [f"citação [{n}] não corresponde a nenhuma fonte" for n in unknown]
@@ -280,7 +225,7 @@ def _run_steps(
         if not issues or revisions >= settings.max_revisions:
             break
         t = time.perf_counter()
-        revision = llm.complete(prompts.revise_messages(draft_request, draft_md, issues, unsupported), chain)
+        revision = llm.complete(prompts.revise_messages(draft_request, draft_md, issues, unsupported), chain, budget)
         revisions += 1
         trace.step("revise", t, model=revision.model, round=revisions)
         model_seconds += revision.seconds
@@ -299,9 +244,11 @@ def _run_steps(
         {
             "n": n, "source_id": hits[n - 1]["source_id"], "title": hits[n - 1]["title"],
             "label": hits[n - 1]["label"], "excerpt": _excerpt(hits[n - 1]["text"]), "score": hits[n - 1]["score"],
+            **vigencia.citation_fields(hits[n - 1]["text"], hits[n - 1]["metadata"]),
         }
         for n in cited
     ]  # fmt: skip
+    report = vigencia.flag_questioned(report, {row["n"]: row["vigencia"] for row in citation_rows})
     references = citations.reference_list(
         [{**row, "metadata": hits[row["n"] - 1]["metadata"]} for row in citation_rows]
     )

@@ -45,6 +45,16 @@ GROUNDS_SECTION = {
     "notificacao": "Do Direito",
 }
 
+# The section that answers the task: the critique wants it resting on cited grounds.
+CONCLUSION_SECTION = {
+    "peticao_inicial": "Dos Pedidos",
+    "contestacao": "Dos Pedidos",
+    "recurso": "Dos Pedidos",
+    "parecer": "Conclusão",
+    "contrato": "Obrigações",
+    "notificacao": "Da Notificação",
+}
+
 # Sections that restate the request (addressing, parties, the client's facts, forum): they make no
 # claim about the sources, so the faithfulness check leaves them out.
 RESTATED_SECTIONS = frozenset(

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from harvey import vigencia
 from harvey.cli._common import echo_json, friendly_errors
 from harvey.prompts import DOC_TYPES
 
@@ -18,6 +19,9 @@ def render(result: dict[str, Any]) -> str:
         lines.append("fallbacks: " + "; ".join(f"{f['model']} ({f['error']})" for f in result["fallbacks_tried"]))
     lines.append("")
     lines.append(result["document_md"] or "(draft withheld: tenant is in logs-only mode)")
+    changed = [c for c in result["citations"] if c.get("vigencia") not in (None, vigencia.VIGENTE)]
+    if changed:
+        lines.append("Vigência: " + "; ".join(f"[{c['n']}] {c['label']} — {vigencia.describe(c)}" for c in changed))
     report = result["faithfulness_report"]
     supported = sum(1 for s in report["sentences"] if s["supported"])
     cited = sum(1 for s in report["sentences"] if s["citations"])
@@ -37,6 +41,7 @@ def render(result: dict[str, Any]) -> str:
         + ", ".join(f"{k} {quality[k]:.2f}" for k in ("estrutura", "fundamentacao", "clareza", "completude"))
         + f" → {quality['overall']:.2f} ({quality['verdict']})"
     )
+    lines.extend(f"  held back: {reason}" for reason in quality.get("blockers", []))
     pii = result["pii_report"]
     lines.append(
         f"PII: input {pii['input']['total']} {pii['input']['by_type']}, output {pii['output']['total']} "
