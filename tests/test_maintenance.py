@@ -332,3 +332,9 @@ def test_only_all_tenant_runs_count_as_the_last_success(make_tenant):
     maintenance.run("verify_audit", maintenance.Params())
     stored = db.one("SELECT last_result FROM maintenance_status WHERE task = 'verify_audit'")
     assert stored["last_result"]["tenants_checked"] >= 1  # other tests leave broken chains: ok may be false
+
+
+def test_the_cli_offers_every_maintenance_task():
+    from harvey.cli.maintenance import TASK_NAMES
+
+    assert set(TASK_NAMES) == set(maintenance.TASKS)

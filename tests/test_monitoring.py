@@ -205,3 +205,23 @@ def test_dashboards(tmp_path: Path) -> None:
     rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
     result = promtool("check", "rules", str(rule_file))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_exported_metric_is_on_a_dashboard() -> None:
+    """A metric nobody plots is found only during an incident, when its series has long vanished."""
+    from harvey import maintenance, metrics
+    from prometheus_client.metrics import MetricWrapperBase
+
+    exported = [m for m in [*vars(metrics).values(), maintenance.RUNS] if isinstance(m, MetricWrapperBase)]
+    assert len(exported) >= 16
+    exprs = " ".join(
+        target["expr"]
+        for path in DASHBOARDS.glob("*.json")
+        for panel in json.loads(path.read_text())["panels"]
+        for target in panel["targets"]
+    )
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    recorded = {rule["record"]: rule["expr"] for group in groups for rule in group["rules"] if "record" in rule}
+    exprs += " ".join(expr for record, expr in recorded.items() if record in exprs)
+    used = set(re.findall(r"\b([a-z_]+?)(?:_total|_bucket|_sum|_count)?\{", exprs))
+    assert {m._name for m in exported} - used == set()

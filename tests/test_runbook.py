@@ -18,7 +18,7 @@ KN_FLAGS = {
     ("service", "list"): {"-n"},
     ("revision", "list"): {"-s", "-n"},
 }
-KUBECTL_VERBS = {"get", "describe", "logs", "apply", "wait", "kustomize"}
+KUBECTL_VERBS = {"get", "describe", "logs", "apply", "wait", "kustomize", "create", "delete", "patch"}
 PG_FLAGS = {
     "psql": {"-c"},
     "pg_dump": {"--format", "--no-owner", "--file"},

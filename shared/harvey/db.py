@@ -128,6 +128,8 @@ def _open():
         if _UNAVAILABLE.match(_sqlstate(exc)):
             raise _unavailable(exc, "the database is not accepting connections (starting, stopping or full)") from None
         raise _failed(exc) from None
+    except Exception as exc:  # noqa: BLE001 - a garbled or cut-off startup reply: no connection, retry later
+        raise _unavailable(exc, "the database is unreachable right now") from None
 
 
 def _failed(exc: BaseException) -> QueryFailed:

@@ -6,7 +6,7 @@ import click
 
 from harvey.cli._common import echo_json, friendly_errors
 
-TASK_NAMES = ("retention", "reindex", "purge_document", "verify_audit", "golden_eval")
+TASK_NAMES = ("retention", "reindex", "purge_document", "verify_audit", "golden_eval", "fail_stale_runs")
 
 
 @click.group("maintenance")
