@@ -21,7 +21,10 @@ MODEL_NAME = "harvey/extractive"
 _WORD = re.compile(r"\w+", re.UNICODE)
 _STOP = frozenset(
     "a ao aos as com da das de do dos e em na nas no nos o os ou para pela pelas pelo pelos por que se "
-    "sem sua suas seu seus um uma umas uns ser sao esta este isso nao mais como ate ja".split()
+    "sem sua suas seu seus um uma umas uns ser sao esta este isso nao mais como ate ja "
+    # words that ask for the document rather than name the legal question
+    "parecer peticao inicial contestacao recurso notificacao minuta consulta sobre acerca quanto "
+    "elaborar redigir redija elabore analise".split()
 )
 _CLAUSE_SPLIT = re.compile(r"(?<=[.;:])\s+(?=[A-ZÁÉÍÓÚÂÊÔÃÕÇ§0-9])|\n+")
 # A line break only separates units before a legal marker (inciso, §, alínea, Art.) or a blank line;
