@@ -123,3 +123,34 @@ def sink():
     server = Sink()
     yield server
     server.close()
+
+
+@pytest.fixture
+def private_pg(settings_env):
+    """A throwaway PostgreSQL cluster that a test may stop, crash and restart (never the shared one).
+
+    Its folder is outside pytest's 0700 tmp tree: as root, pgserver runs PostgreSQL and pg_ctl as the
+    `pgserver` user, who must be able to reach the data directory."""
+    import shutil
+    import tempfile
+
+    pgserver = pytest.importorskip("pgserver")
+    from harvey import db
+
+    home = Path(tempfile.mkdtemp(prefix="harvey-private-pg-"))
+    home.chmod(0o755)
+    server = pgserver.get_server(str(home / "pg"), cleanup_mode="delete")
+    settings_env(DATABASE_URL=server.get_uri())
+    db.reset()
+    db.migrate()
+    yield server
+    db.reset()
+    pg_ctl(server, "-w", "-m", "fast", "stop")  # the restarted postmaster is not the one pgserver tracks
+    server.cleanup()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def pg_ctl(server, *args: str) -> None:
+    from pgserver._commands import pg_ctl as run
+
+    run(list(args), pgdata=server.pgdata, user=server.system_user, timeout=60)

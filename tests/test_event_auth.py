@@ -156,6 +156,7 @@ def issuer(issuer_server):
 def oidc(settings_env, monkeypatch, issuer):
     """HARVEY_EVENTS_AUTH=oidc against the test issuer, with a fresh JWKS client cache."""
     monkeypatch.setattr(eventauth, "_clients", {})
+    monkeypatch.setattr(eventauth, "_failures", {})
     settings_env(
         HARVEY_EVENTS_AUTH="oidc",
         HARVEY_EVENTS_OIDC_ISSUER=issuer.url,
@@ -316,11 +317,12 @@ def test_an_issuer_over_tls_needs_its_ca_bundle(settings_env, monkeypatch, tmp_p
     tls_issuer = Issuer(tls=(cert, key))
     try:
         monkeypatch.setattr(eventauth, "_clients", {})
+        monkeypatch.setattr(eventauth, "_failures", {})
         settings_env(
             HARVEY_EVENTS_AUTH="oidc",
             HARVEY_EVENTS_OIDC_ISSUER=tls_issuer.url,
             HARVEY_EVENTS_OIDC_AUDIENCE=AUDIENCE,
-            HARVEY_EVENTS_ALLOWED_SUBJECTS="",
+            HARVEY_EVENTS_ALLOWED_SUBJECTS=BROKER_SUBJECT,
         )
         with pytest.raises(eventauth.VerifierUnavailable):
             eventauth.verify(bearer(tls_issuer.token()))
@@ -455,3 +457,41 @@ def test_the_http_api_still_takes_api_keys_when_events_need_oidc(clients, oidc, 
         "/", json={"run_id": finished_run(tenant), "rating": 1}, headers={"Authorization": f"Bearer {key}"}
     )
     assert answer.status_code == 201, answer.get_data(as_text=True)
+
+
+def test_a_hung_issuer_costs_one_fetch_not_one_per_forged_token(settings_env, oidc):
+    """Forged tokens reach discovery without a valid signature: they must not queue behind it."""
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(64)  # accepts, never answers
+    try:
+        settings_env(HARVEY_EVENTS_OIDC_ISSUER=f"http://127.0.0.1:{hung.getsockname()[1]}")
+        outcomes: list[str] = []
+
+        def deliver() -> None:
+            try:
+                eventauth.verify(bearer(oidc.token()))
+            except eventauth.VerifierUnavailable:
+                outcomes.append("503")
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=deliver) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+        again = time.monotonic()
+        with pytest.raises(eventauth.VerifierUnavailable, match="moments ago"):
+            eventauth.verify(bearer(oidc.token()))
+        assert time.monotonic() - again < 0.5  # the remembered failure answers at once
+    finally:
+        hung.close()
+    assert outcomes == ["503"] * 8
+    assert elapsed < 3 * eventauth.FETCH_TIMEOUT_S  # one fetch's timeout, not eight in a row
+
+
+def test_oidc_without_an_allow_list_refuses_every_event(settings_env, oidc):
+    settings_env(HARVEY_EVENTS_ALLOWED_SUBJECTS="")
+    with pytest.raises(eventauth.EventUnauthorized, match="HARVEY_EVENTS_ALLOWED_SUBJECTS"):
+        eventauth.verify(bearer(oidc.token()))

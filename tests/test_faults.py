@@ -8,42 +8,17 @@ and a primary model that never answers costs little once its breaker is open.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from harvey import db
 
+from tests.conftest import pg_ctl
 from tests.support.fake_openai import FakeOpenAI
 
 DRAFT = {"doc_type": "parecer", "task": "Prazo para reclamar de vício de produto durável"}
-
-
-@pytest.fixture
-def private_pg(settings_env):
-    """A throwaway cluster outside pytest's 0700 tmp tree (as root, pgserver runs PostgreSQL as `pgserver`)."""
-    pgserver = pytest.importorskip("pgserver")
-    home = Path(tempfile.mkdtemp(prefix="harvey-faults-"))
-    home.chmod(0o755)
-    server = pgserver.get_server(str(home / "pg"), cleanup_mode="delete")
-    settings_env(DATABASE_URL=server.get_uri())
-    db.reset()
-    db.migrate()
-    yield server
-    db.reset()
-    _pg_ctl(server, "-w", "-m", "fast", "stop")  # the restarted postmaster is not the one pgserver tracks
-    server.cleanup()
-    shutil.rmtree(home, ignore_errors=True)
-
-
-def _pg_ctl(server, *args: str) -> None:
-    from pgserver._commands import pg_ctl
-
-    pg_ctl(list(args), pgdata=server.pgdata, user=server.system_user, timeout=60)
 
 
 def test_acknowledged_feedback_survives_a_postgres_crash_once_each(private_pg):
@@ -83,7 +58,7 @@ def test_acknowledged_feedback_survives_a_postgres_crash_once_each(private_pg):
         w.start()
     time.sleep(1.5)
     before = len(acked)
-    _pg_ctl(private_pg, "-w", "-m", "immediate", "restart")
+    pg_ctl(private_pg, "-w", "-m", "immediate", "restart")
     back = len(acked)
     time.sleep(1.5)
     stop.set()

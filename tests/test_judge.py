@@ -13,15 +13,8 @@ from harvey.evaluation.faithfulness import command
 from harvey.faithfulness import assess
 
 from tests.support.fake_openai import FakeOpenAI
+from tests.test_faithfulness import ART_7, ART_335
 
-ART_335 = (
-    "Art. 335. O réu poderá oferecer contestação, por petição, no prazo de 15 (quinze) dias, cujo termo "
-    "inicial será a data da audiência de conciliação."
-)
-ART_7 = (
-    "Art. 7º São direitos do advogado: I - exercer, com liberdade, a profissão em todo o território "
-    "nacional; II - a inviolabilidade de seu escritório ou local de trabalho."
-)
 SOURCES = {1: ART_335, 2: ART_7}
 # the screen passes the first; the fake judge, which checks every word against the cited text, does not
 DRAFT = (

@@ -7,43 +7,16 @@ shared server.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 
-import pytest
 from harvey import audit, db, feedback, maintenance, retention
 
+from tests.conftest import pg_ctl
 from tests.test_maintenance import YEAR, write_chain
 
 OLD, YOUNG, OLD_TEMP, YOUNG_TEMP = 1500, 5, 20000, 100
-
-
-@pytest.fixture
-def private_pg(settings_env):
-    """A throwaway cluster. Its folder is outside pytest's 0700 tmp tree: as root, pgserver runs
-    PostgreSQL and pg_ctl as the `pgserver` user, who must be able to reach the data directory."""
-    pgserver = pytest.importorskip("pgserver")
-    home = Path(tempfile.mkdtemp(prefix="harvey-restart-"))
-    home.chmod(0o755)
-    server = pgserver.get_server(str(home / "pg"), cleanup_mode="delete")
-    settings_env(DATABASE_URL=server.get_uri())
-    db.reset()
-    db.migrate()
-    yield server
-    db.reset()
-    _pg_ctl(server, "-w", "-m", "fast", "stop")  # the restarted postmaster is not the one pgserver tracks
-    server.cleanup()
-    shutil.rmtree(home, ignore_errors=True)
-
-
-def _pg_ctl(server, *args: str) -> None:
-    from pgserver._commands import pg_ctl
-
-    pg_ctl(list(args), pgdata=server.pgdata, user=server.system_user, timeout=60)
 
 
 def test_restart_mid_batch_loses_nothing_and_repeats_nothing(private_pg, monkeypatch):
@@ -81,7 +54,7 @@ def test_restart_mid_batch_loses_nothing_and_repeats_nothing(private_pg, monkeyp
         if checkpoint and checkpoint["seq"] >= 200:
             break
         time.sleep(0.005)
-    _pg_ctl(private_pg, "-w", "-m", "immediate", "restart")
+    pg_ctl(private_pg, "-w", "-m", "immediate", "restart")
     worker.join(120)
     db.reset()
     assert failure, "the restart interrupted retention"

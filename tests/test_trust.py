@@ -514,3 +514,25 @@ def test_stalled_uploads_time_out_instead_of_holding_every_thread(make_tenant, t
             client.close()
         server.terminate()
         server.wait(10)
+
+
+def test_an_interrupt_during_a_transaction_never_hands_it_to_the_next_caller(one_connection):
+    table = f"t_{uuid.uuid4().hex[:8]}"
+    db.query(f"CREATE TABLE {table} (n int)")
+    with pytest.raises(KeyboardInterrupt), db.transaction():
+        db.query(f"INSERT INTO {table} VALUES (1)")  # noqa: S608 - test table name
+        raise KeyboardInterrupt
+    with db.transaction():
+        db.query(f"INSERT INTO {table} VALUES (2)")  # noqa: S608
+    assert db.query(f"SELECT n FROM {table}") == [{"n": 2}]  # noqa: S608 - the interrupted row never commits
+    db.query(f"DROP TABLE {table}")
+
+
+def test_invented_methods_and_double_slashes_add_no_series_and_no_redirects(apps):
+    client = apps["feedback"]
+    for i in range(50):
+        assert client.open("/", method=f"X{i:04d}YZ").status_code == 405
+    doubled = client.get("/runs//x")
+    assert doubled.status_code == 404 and doubled.is_json
+    exposition = client.get("/metrics").get_data(as_text=True)
+    assert "X0001YZ" not in exposition and 'method="OTHER"' in exposition

@@ -259,14 +259,13 @@ def query(sql: str, **params: Any) -> list[dict[str, Any]]:
             raise
     owner = pool()
     con = owner.acquire()
-    reusable = True
+    reusable = False  # until proven: an interrupt anywhere below discards the connection
     try:
-        return _execute(con, sql, params)
+        rows = _execute(con, sql, params)
+        reusable = True
+        return rows
     except QueryFailed:
         reusable = _in_sync(con)
-        raise
-    except BaseException:
-        reusable = False
         raise
     finally:
         owner.release(con, reusable=reusable)
@@ -285,12 +284,13 @@ def transaction() -> Iterator[None]:
     owner = pool()
     con = owner.acquire()
     _local.con, _local.dirty = con, False
-    reusable = True
+    reusable = False  # until COMMIT or a verified ROLLBACK: an interrupt discards the connection
     try:
         query("BEGIN")
         yield
         query("COMMIT")
-    except BaseException:
+        reusable = True
+    except Exception:
         reusable = not _local.dirty and _in_sync(con)
         raise
     finally:

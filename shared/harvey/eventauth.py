@@ -35,6 +35,7 @@ JWKS_LIFESPAN_S = 300.0
 # An unknown `kid` refetches the JWKS (key rotation) at most this often, so forged kids cannot
 # turn every request into a fetch from the issuer.
 REFRESH_COOLDOWN_S = 10.0
+DISCOVERY_RETRY_S = 5.0
 RETRY_AFTER_S = 10
 _MAX_DISCOVERY_BYTES = 64 * 1024
 
@@ -65,13 +66,19 @@ class Sender:
 
 UNAUTHENTICATED = Sender(subject="", issuer="")
 _lock = threading.Lock()
-_clients: dict[tuple[str, str | None, str | None], PyJWKClient] = {}
+_ClientKey = tuple[str, str | None, str | None]
+_clients: dict[_ClientKey, PyJWKClient] = {}
+_flights: dict[_ClientKey, threading.Lock] = {}
+_failures: dict[_ClientKey, float] = {}
 
 
 def _missing(settings: Settings) -> list[str]:
     names = {
         "HARVEY_EVENTS_OIDC_ISSUER": settings.events_oidc_issuer,
         "HARVEY_EVENTS_OIDC_AUDIENCE": settings.events_oidc_audience,
+        # Without an allow-list any workload that can mint a token for our audience could send
+        # events naming any tenant: fail closed.
+        "HARVEY_EVENTS_ALLOWED_SUBJECTS": ",".join(settings.events_allowed_subject_list),
     }
     return [name for name, value in names.items() if not value]
 
@@ -111,25 +118,53 @@ def _discover_jwks_url(issuer: str, context: ssl.SSLContext | None) -> str:
 
 
 def _client(settings: Settings, issuer: str) -> PyJWKClient:
-    """The JWKS client for the configured issuer; built once per process (thread-safe)."""
+    """The JWKS client for the configured issuer; built once per process.
+
+    Discovery is a network call a forged token can trigger, so it runs once at a time per issuer
+    (single flight, never under the global lock), and a failure is remembered for
+    DISCOVERY_RETRY_S: until then every delivery gets 503 at once instead of another fetch.
+    """
+    import time
+
     from jwt import PyJWKClient
 
     ca_bundle = str(settings.events_oidc_ca_bundle) if settings.events_oidc_ca_bundle else None
     key = (issuer, settings.events_oidc_jwks_url, ca_bundle)
     with _lock:
         client = _clients.get(key)
-        if client is None:
-            context = _ssl_context(settings)
+        if client is not None:
+            return client
+        flight = _flights.setdefault(key, threading.Lock())
+    if not flight.acquire(timeout=FETCH_TIMEOUT_S + 1):
+        raise VerifierUnavailable("the event issuer's keys are still being fetched")
+    try:
+        with _lock:
+            client = _clients.get(key)
+            failed_at = _failures.get(key)
+        if client is not None:
+            return client
+        if failed_at is not None and time.monotonic() - failed_at < DISCOVERY_RETRY_S:
+            raise VerifierUnavailable("OpenID discovery of the event issuer failed moments ago")
+        context = _ssl_context(settings)
+        try:
             jwks_url = settings.events_oidc_jwks_url or _discover_jwks_url(issuer, context)
-            client = PyJWKClient(
-                jwks_url,
-                lifespan=JWKS_LIFESPAN_S,
-                timeout=FETCH_TIMEOUT_S,
-                ssl_context=context,
-                cooldown_duration=REFRESH_COOLDOWN_S,
-            )
+        except VerifierUnavailable:
+            with _lock:
+                _failures[key] = time.monotonic()
+            raise
+        client = PyJWKClient(
+            jwks_url,
+            lifespan=JWKS_LIFESPAN_S,
+            timeout=FETCH_TIMEOUT_S,
+            ssl_context=context,
+            cooldown_duration=REFRESH_COOLDOWN_S,
+        )
+        with _lock:
             _clients[key] = client
-    return client
+            _failures.pop(key, None)
+        return client
+    finally:
+        flight.release()
 
 
 def _token(headers: Headers) -> str:
@@ -187,7 +222,7 @@ def verify(headers: Headers) -> Sender:
     if settings.events_auth == "none":
         return UNAUTHENTICATED
     issuer, audience = settings.events_oidc_issuer, settings.events_oidc_audience
-    if not issuer or not audience:
+    if not issuer or not audience or not settings.events_allowed_subject_list:
         raise EventUnauthorized(
             f"event authentication is not configured: the operator must set {' and '.join(_missing(settings))}"
         )
@@ -196,8 +231,7 @@ def verify(headers: Headers) -> Sender:
     except EventUnauthorized as exc:
         log.warning("event sender refused: %s", exc)
         raise
-    allowed = settings.events_allowed_subject_list
-    if allowed and claims["sub"] not in allowed:
+    if claims["sub"] not in settings.events_allowed_subject_list:
         log.warning("event sender refused: subject not allowed", extra={"subject": claims["sub"]})
         raise EventUnauthorized("sender is not allowed to deliver events here")
     return Sender(subject=str(claims["sub"]), issuer=issuer)

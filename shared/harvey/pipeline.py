@@ -144,7 +144,10 @@ def _classify_failure(exc: Exception) -> tuple[int, str, int | None, str]:
         # 402, not 429: it lasts until the month ends, and a broker retries a 429 (each retry a new failed run).
         return 402, str(exc), None, "budget"
     if isinstance(exc, AllModelsFailed):
-        return 503, f"no language model is available right now: {exc}", 30, "llm"
+        # Provider error text can name deployments or resources: clients get the models tried, the log the rest.
+        tried = ", ".join(a["model"] for a in exc.attempts)
+        log.warning("every model failed", extra={"error": str(exc)[:1000]})
+        return 503, f"no language model is available right now (tried {tried})", 30, "llm"
     if isinstance(exc, StoreUnavailable):
         return 503, f"the document index is unreachable: {exc}", 10, "qdrant"
     if isinstance(exc, DatabaseUnavailable):
