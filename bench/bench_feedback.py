@@ -1,41 +1,146 @@
-"""Feedback ingestion: events/s through the feedback function vs a bare pg8000 insert loop.
+"""Feedback ingestion over real HTTP: the feedback function vs a minimal functions-framework function that
+does one INSERT per request (bench/insert), with the same client, in the same run.
 
-The function path is functions-framework's own Flask app (test client, no network):
-JSON over HTTP with a Bearer key, and CloudEvents in binary mode (with dedupe). The
-baseline inserts the same rows with one pg8000 statement each. Medians of RUNS runs,
-printed as a markdown table fragment. Works in a private database on DATABASE_URL
-(default postgresql://postgres@127.0.0.1:5432/test), dropped after.
+Every server is functions-framework's gunicorn on loopback (THREADS=4, as knative/base/feedback.yaml). The
+feedback function has K_SINK pointed at a loopback sink that answers 202, as a SinkBinding would; it runs
+with HARVEY_EVENTS_QUEUE_DEPTH=256 (event sent off the request path) and, for comparison, 0 (sent in the
+request). Each run measures every row right after its anchor, sequential (one keep-alive connection) and
+concurrent (CLIENTS connections); the dedupe row re-sends CloudEvents that were already delivered. Medians
+of RUNS runs, printed as a markdown table fragment. Works in a private database on DATABASE_URL (default
+postgresql://postgres@127.0.0.1:5432/test), dropped after.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import socket
 import statistics
+import subprocess
+import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 EVENTS = int(os.environ.get("BENCH_FEEDBACK_EVENTS", "400"))
+CLIENTS = int(os.environ.get("BENCH_FEEDBACK_CLIENTS", "8"))
 BASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DOCUMENT = "# Petição inicial\n\n" + "O autor requer a repetição do indébito em dobro [1]. " * 40
 
 
+def body(run_id: str, i: int) -> dict:
+    return {
+        "run_id": run_id,
+        "rating": (i % 3) - 1,
+        "comment": "faltou fundamentação",
+        "error_spans": [{"start": 20, "end": 60, "label": "fundamentacao"}],
+        "missing_sources": [{"raw": "CDC art. 42", "class": "legislacao", "relevance_score": 0.7}],
+        "tags": ["bench"],
+    }
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection: the same client for every row."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.connection = http.client.HTTPConnection(host, int(port), timeout=30)
+
+    def post(self, data: bytes, headers: dict[str, str]) -> int:
+        self.connection.request("POST", "/", body=data, headers=headers)
+        response = self.connection.getresponse()
+        response.read()
+        return response.status
+
+
+def sink() -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def start(target: str, source: str, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    binary = Path(sys.executable).parent / "functions-framework"
+    process = subprocess.Popen(  # noqa: S603 - our own venv's binary
+        [str(binary), "--target", target, "--source", str(ROOT / source), "--port", str(port)],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{target} did not start")
+
+
+def rate(url: str, request: Callable[[Client, int], int], expected: int, clients: int) -> float:
+    """Events/s for EVENTS requests spread over `clients` connections."""
+    connections = [Client(url) for _ in range(clients)]
+    failures: list[int] = []
+
+    def work(client: Client, offset: int) -> None:
+        for i in range(offset, EVENTS, clients):
+            status = request(client, i)
+            if status != expected:
+                failures.append(status)
+
+    threads = [threading.Thread(target=work, args=(c, n)) for n, c in enumerate(connections)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"{len(failures)} unexpected answers, e.g. {failures[0]}")
+    return EVENTS / elapsed
+
+
 def main() -> None:
     import pg8000.native
+
+    sys.path.insert(0, str(ROOT / "shared"))
+    name = f"harvey_bench_feedback_{uuid.uuid4().hex[:8]}"
+    database_url = f"{BASE_URL.rsplit('/', 1)[0]}/{name}"
+    os.environ.update({"DATABASE_URL": database_url, "HARVEY_LOG_LEVEL": "WARNING", "REDIS_URL": ""})
     from harvey.db import connect_params
 
-    name = f"harvey_bench_feedback_{uuid.uuid4().hex[:8]}"
     admin = pg8000.native.Connection(**connect_params(BASE_URL))
     admin.run(f"CREATE DATABASE {name}")
-    os.environ.update({"DATABASE_URL": f"{BASE_URL.rsplit('/', 1)[0]}/{name}", "HARVEY_LOG_LEVEL": "WARNING"})
-    os.environ.pop("K_SINK", None)
-    from harvey.config import get_settings
-
-    get_settings.cache_clear()  # connect_params above read the settings before DATABASE_URL was set
+    processes: list[subprocess.Popen] = []
     try:
-        print(run())
+        print(run(processes))
     finally:
+        for process in processes:
+            process.terminate()
+            process.wait(10)
         from harvey import db
 
         db.reset()
@@ -43,80 +148,91 @@ def main() -> None:
         admin.close()
 
 
-def body(run_id: str, i: int) -> dict:
-    return {
-        "run_id": run_id, "rating": (i % 3) - 1, "comment": "faltou fundamentação",
-        "error_spans": [{"start": 20, "end": 60, "label": "fundamentacao"}],
-        "missing_sources": [{"raw": "CDC art. 42", "class": "legislacao", "relevance_score": 0.7}],
-        "tags": ["bench"],
-    }  # fmt: skip
-
-
-def run() -> str:
+def run(processes: list[subprocess.Popen]) -> str:
     from cloudevents.conversion import to_binary
     from cloudevents.http import CloudEvent
-    from functions_framework import create_app
     from harvey import db, runs, tenants
-    from harvey.db import connect_params, database_url
     from harvey.pipeline import GenerateInput
 
     db.migrate()
     tenant, key = tenants.create("bench")
     run_id = str(uuid.uuid4())
     runs.create(tenant, GenerateInput(doc_type="peticao_inicial", task="bench"), run_id=run_id, origin="sync")
-    db.query("UPDATE runs SET status = 'succeeded', document_chars = :n WHERE run_id = CAST(:r AS uuid)",
-             n=len(DOCUMENT), r=run_id)  # fmt: skip
-    client = create_app("feedback", "functions/feedback/main.py").test_client()
-    auth = {"Authorization": f"Bearer {key}"}
-
-    def http() -> None:
-        for i in range(EVENTS):
-            response = client.post("/", data=json.dumps(body(run_id, i)), headers=auth, content_type="application/json")
-            assert response.status_code == 201, response.get_data(as_text=True)
-
-    def cloudevents() -> None:
-        for i in range(EVENTS):
-            event = CloudEvent({"type": "com.harvey.feedback.submitted", "source": "/bench"},
-                               {"tenant_id": tenant.id, **body(run_id, i)})  # fmt: skip
-            headers, data = to_binary(event)
-            assert client.post("/", data=data, headers=dict(headers)).status_code == 201
-
-    import pg8000.native
-
-    con = pg8000.native.Connection(**connect_params(database_url()))
-
-    def bare() -> None:
-        for i in range(EVENTS):
-            b = body(run_id, i)
-            con.run(
-                "INSERT INTO feedback_events (id, tenant_id, run_id, rating, comment, error_spans, "
-                "missing_sources, "
-                "tags) VALUES (CAST(:id AS uuid), CAST(:t AS uuid), CAST(:r AS uuid), :rating, :comment, "
-                "CAST(:spans AS jsonb), CAST(:missing AS jsonb), CAST(:tags AS jsonb))",
-                id=str(uuid.uuid4()), t=tenant.id, r=run_id, rating=b["rating"], comment=b["comment"],
-                spans=json.dumps(b["error_spans"]), missing=json.dumps(b["missing_sources"]),
-                tags='["bench"]',
-            )  # fmt: skip
-
-    http()  # warm-up: imports, connections, plans
-    rates = {}
-    paths = (
-        ("bare pg8000 INSERT loop (baseline)", bare),
-        ("feedback function, JSON + Bearer key", http),
-        ("feedback function, CloudEvent (binary, deduped)", cloudevents),
+    db.query(
+        "UPDATE runs SET status = 'succeeded', document_chars = :n WHERE run_id = CAST(:r AS uuid)",
+        n=len(DOCUMENT),
+        r=run_id,
     )
-    for label, work in paths:
-        samples = []
-        for _ in range(RUNS):
-            started = time.perf_counter()
-            work()
-            samples.append(EVENTS / (time.perf_counter() - started))
-        rates[label] = statistics.median(samples)
-    con.close()
-    base = rates["bare pg8000 INSERT loop (baseline)"]
-    lines = [f"| feedback ingestion ({EVENTS} events × {RUNS} runs, median) | events/s | vs bare insert |",
-             "|---|---:|---:|"]  # fmt: skip
-    lines += [f"| {label} | {rate:,.0f} | {rate / base:.2f}× |" for label, rate in rates.items()]
+    events_sink = sink()
+    common = {
+        "THREADS": "4",
+        "HARVEY_EVENTS_AUTH": "none",
+        "BENCH_TENANT_ID": tenant.id,
+        "K_SINK": f"http://127.0.0.1:{events_sink.server_address[1]}/",
+    }
+    servers = {}
+    for label, target, source, extra in (
+        ("insert", "insert", "bench/insert/main.py", {}),
+        ("queued", "feedback", "functions/feedback/main.py", {"HARVEY_EVENTS_QUEUE_DEPTH": "256"}),
+        ("inline", "feedback", "functions/feedback/main.py", {"HARVEY_EVENTS_QUEUE_DEPTH": "0"}),
+    ):
+        process, url = start(target, source, {**common, **extra})
+        processes.append(process)
+        servers[label] = url
+
+    payloads = [json.dumps(body(run_id, i)).encode() for i in range(EVENTS)]
+    json_headers = {"Content-Type": "application/json"}
+    auth = {**json_headers, "Authorization": f"Bearer {key}"}
+
+    def cloudevent(event_id: str, i: int) -> tuple[dict[str, str], bytes]:
+        attributes = {"type": "com.harvey.feedback.submitted", "source": "/bench", "id": event_id}
+        event = CloudEvent(attributes, {"tenant_id": tenant.id, **body(run_id, i)})
+        headers, data = to_binary(event)
+        return dict(headers), data
+
+    delivered = [cloudevent(f"dup-{i}", i) for i in range(EVENTS)]
+
+    def anchor(client: Client, i: int) -> int:
+        return client.post(payloads[i], json_headers)
+
+    def feedback_json(client: Client, i: int) -> int:
+        return client.post(payloads[i], auth)
+
+    def fresh_cloudevent(client: Client, i: int) -> int:
+        headers, data = cloudevent(str(uuid.uuid4()), i)
+        return client.post(data, headers)
+
+    def redelivered(client: Client, i: int) -> int:
+        return client.post(delivered[i][1], delivered[i][0])
+
+    rows: list[tuple[str, str, Callable[[Client, int], int], int]] = [
+        ("minimal functions-framework function, one INSERT (anchor)", "insert", anchor, 201),
+        ("feedback function, JSON + Bearer key, K_SINK, event queued", "queued", feedback_json, 201),
+        ("feedback function, JSON + Bearer key, K_SINK, event sent in the request", "inline", feedback_json, 201),
+        ("feedback function, CloudEvent (binary), new ids", "queued", fresh_cloudevent, 201),
+        ("feedback function, CloudEvent (binary), redelivered ids (deduped)", "queued", redelivered, 200),
+    ]
+    first_delivery = Client(servers["queued"])
+    for headers, data in delivered:  # so that the dedupe row sends real duplicates
+        first_delivery.post(data, headers)
+    for _label, server, request, expected in rows:  # warm-up: imports, connections, plans
+        rate(servers[server], request, expected, 2)
+
+    samples: dict[tuple[str, int], list[float]] = {}
+    for _ in range(RUNS):
+        for clients in (1, CLIENTS):
+            for label, server, request, expected in rows:
+                samples.setdefault((label, clients), []).append(rate(servers[server], request, expected, clients))
+    lines = [
+        f"| feedback ingestion over HTTP ({EVENTS} events × {RUNS} runs, median) | sequential events/s | vs anchor "
+        f"| {CLIENTS} clients events/s | vs anchor |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    anchor = {n: statistics.median(samples[(rows[0][0], n)]) for n in (1, CLIENTS)}
+    for label, *_ in rows:
+        seq, par = statistics.median(samples[(label, 1)]), statistics.median(samples[(label, CLIENTS)])
+        lines.append(f"| {label} | {seq:,.0f} | {seq / anchor[1]:.2f}× | {par:,.0f} | {par / anchor[CLIENTS]:.2f}× |")
+    events_sink.shutdown()
     return "\n".join(lines)
 
 

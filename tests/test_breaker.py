@@ -109,6 +109,18 @@ def test_a_client_error_does_not_open_the_breaker(fake):
     assert fake.models_called().count("primary") == 2
 
 
+def test_empty_answers_do_not_open_the_breaker_for_everyone(fake):
+    """One tenant's prompts can make a provider answer nothing (a content filter): that must not shed the
+    model for every other tenant."""
+    fake.set_mode("primary", "empty")
+    chain = ["openai/primary", "openai/good-backup"]
+    for _ in range(5):
+        assert llm.complete(MESSAGES, chain).model == "openai/good-backup"
+    assert breaker.for_model("openai/primary").state() == breaker.CLOSED
+    fake.set_mode("primary", None)
+    assert llm.complete(MESSAGES, chain).model == "openai/primary"
+
+
 def test_draft_and_revise_of_one_request_never_call_a_failed_model_twice(fake, settings_env):
     fake.set_mode("primary", "500")
     settings_env(HARVEY_BREAKER_FAILURES="100")  # the request budget alone must skip it

@@ -89,6 +89,17 @@ class Settings(BaseSettings):
     events_oidc_ca_bundle: Path | None = Field(default=None, alias="HARVEY_EVENTS_OIDC_CA_BUNDLE")
     events_allowed_subjects: str = Field(default="", alias="HARVEY_EVENTS_ALLOWED_SUBJECTS")
 
+    # Load shedding and per-request work done once (issue 13). Past HARVEY_MAX_IN_FLIGHT requests being
+    # handled (unset: THREADS), a pod answers 503 + Retry-After at once; keep it = containerConcurrency (with
+    # THREADS above it, spare threads answer the 503s and the probes). A verified API key is trusted
+    # for HARVEY_API_KEY_CACHE_S in each process (0: look it up every request); `rotate-key` and flag or
+    # limit changes apply at once in the process that makes them, elsewhere within that TTL. With
+    # HARVEY_EVENTS_QUEUE_DEPTH > 0, feedback events go to K_SINK from a background thread through a queue
+    # that deep (full: dropped and counted); 0 sends them in the request.
+    max_in_flight: int | None = Field(default=None, ge=1, alias="HARVEY_MAX_IN_FLIGHT")
+    api_key_cache_s: float = Field(default=30.0, ge=0, alias="HARVEY_API_KEY_CACHE_S")
+    events_queue_depth: int = Field(default=0, ge=0, alias="HARVEY_EVENTS_QUEUE_DEPTH")
+
     log_level: str = Field(default="INFO", alias="HARVEY_LOG_LEVEL")
 
     @property

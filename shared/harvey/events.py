@@ -10,9 +10,12 @@ of truth, events are notifications.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import queue
 import re
+import threading
 import urllib.request
 import uuid
 from pathlib import Path
@@ -86,13 +89,32 @@ def send(event, url: str, timeout: float = 5.0, token: str | None = None) -> int
         return exc.code
 
 
-def emit(event_type: str, data: dict[str, Any], *, subject: str | None = None, run_id: str | None = None) -> bool:
-    """Best-effort emit to K_SINK; False when there is no sink or the send failed."""
+def emit(
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    subject: str | None = None,
+    run_id: str | None = None,
+    background: bool = False,
+) -> bool:
+    """Best-effort emit to K_SINK; False when there is no sink or the send failed.
+
+    `background` with HARVEY_EVENTS_QUEUE_DEPTH > 0: queued for this process's sender thread, off the
+    request path (True: queued); a full queue drops the event (False, counted `dropped`), never waits.
+    """
     settings = get_settings()
     sink, token_file = settings.k_sink, settings.events_sink_token_file
     if not sink:
         metrics.EVENTS_EMITTED.labels(type=event_type, outcome="no_sink").inc()
         return False
+    if background and settings.events_queue_depth > 0:
+        try:
+            _sender_queue(settings.events_queue_depth).put_nowait((event_type, data, subject, run_id))
+        except queue.Full:
+            log.error("event dropped: the send queue is full", extra={"type": event_type, "run_id": run_id})
+            metrics.EVENTS_EMITTED.labels(type=event_type, outcome="dropped").inc()
+            return False
+        return True
     try:
         token = read_token(token_file) if token_file else None
     except (OSError, ValueError) as exc:
@@ -112,3 +134,39 @@ def emit(event_type: str, data: dict[str, Any], *, subject: str | None = None, r
             log.error("event rejected by sink", extra={"type": event_type, "run_id": run_id, "status": status})
     metrics.EVENTS_EMITTED.labels(type=event_type, outcome="sent" if ok else "failed").inc()
     return ok
+
+
+_pending: queue.Queue[tuple[str, dict[str, Any], str | None, str | None]] | None = None
+_pending_lock = threading.Lock()
+
+
+def _sender_queue(depth: int) -> queue.Queue[tuple[str, dict[str, Any], str | None, str | None]]:
+    """The background sends' queue and its one sender thread, made on first use."""
+    global _pending
+    with _pending_lock:
+        if _pending is None:
+            pending: queue.Queue[tuple[str, dict[str, Any], str | None, str | None]] = queue.Queue(depth)
+
+            def send_queued() -> None:
+                while True:
+                    event_type, data, subject, run_id = pending.get()
+                    try:
+                        emit(event_type, data, subject=subject, run_id=run_id)
+                    finally:
+                        pending.task_done()
+
+            threading.Thread(target=send_queued, name="harvey-events", daemon=True).start()
+            _pending = pending
+        return _pending
+
+
+@atexit.register
+def drain(timeout: float = 2.0) -> bool:
+    """Wait up to `timeout` for queued events to be sent (at exit: a pod scaling down); True when none is left."""
+    pending = _pending
+    if pending is None:
+        return True
+    waiter = threading.Thread(target=pending.join, daemon=True)
+    waiter.start()
+    waiter.join(timeout)
+    return not waiter.is_alive()

@@ -130,39 +130,74 @@ def _check_spans(spans: list[ErrorSpan], chars: int | None) -> None:
             )
 
 
+# One round trip: the run (or, for runs made outside the functions, its audit row) is read, checked and the
+# row inserted in the same statement; the answer also says why nothing was inserted (unfinished run, spans
+# past the document, a known dedupe key and that row's body hash).
+_RECORD = (
+    "WITH run AS ((SELECT doc_type, status, document_chars, 0 AS rank FROM runs "
+    "WHERE run_id = CAST(:run AS uuid) AND tenant_id = CAST(:tenant AS uuid)) UNION ALL "
+    "(SELECT doc_type, 'audited', NULL, 1 FROM run_audit "
+    "WHERE run_id = CAST(:run AS uuid) AND tenant_id = CAST(:tenant AS uuid)) ORDER BY rank LIMIT 1), "
+    "stored AS (INSERT INTO feedback_events (id, tenant_id, run_id, user_id, rating, comment, error_spans, "
+    "missing_sources, edited_text_md, tags, dedupe_key, request_hash) SELECT CAST(:id AS uuid), "
+    "CAST(:tenant AS uuid), CAST(:run AS uuid), :user_id, :rating, :comment, CAST(:spans AS jsonb), "
+    "CAST(:missing AS jsonb), :edited, CAST(:tags AS jsonb), :dedupe, :hash FROM run "
+    "WHERE run.status NOT IN ('queued', 'running') AND CAST(:spans_ordered AS boolean) "
+    "AND (CAST(:max_end AS integer) = 0 OR CAST(:max_end AS integer) <= run.document_chars) "
+    "ON CONFLICT (tenant_id, dedupe_key) DO NOTHING RETURNING id) "
+    "SELECT run.doc_type, run.status, run.document_chars, (SELECT id FROM stored) AS id, "
+    "f.id AS existing_id, f.request_hash AS existing_hash FROM run LEFT JOIN feedback_events f "
+    "ON f.tenant_id = CAST(:tenant AS uuid) AND f.dedupe_key = :dedupe"
+)
+
+
 def record(tenant_id: str, body: dict[str, Any], *, dedupe_key: str | None = None,
            same_body_required: bool = False) -> Recorded:  # fmt: skip
     """Store one feedback row; a known dedupe_key returns the original row instead.
 
     same_body_required (Idempotency-Key over HTTP): reusing the key with another body
-    raises IdempotencyConflict rather than silently answering for the first body.
+    raises IdempotencyConflict rather than silently answering for the first body. One SQL
+    statement per call (a second only when a duplicate raced its original).
     """
     parsed = parse(body)
-    doc_type, chars = _run(tenant_id, parsed.run_id)
-    _check_spans(parsed.error_spans, chars)
     request_hash = hashlib.sha256(audit.canonical_json(body).encode("utf-8")).hexdigest()
+    spans_ordered = all(s.end > s.start for s in parsed.error_spans)
     row = db.one(
-        "INSERT INTO feedback_events (id, tenant_id, run_id, user_id, rating, comment, error_spans, "
-        "missing_sources, edited_text_md, tags, dedupe_key, request_hash) VALUES (CAST(:id AS uuid), "
-        "CAST(:tenant AS uuid), CAST(:run AS uuid), :user_id, :rating, :comment, CAST(:spans AS jsonb), "
-        "CAST(:missing AS jsonb), :edited, CAST(:tags AS jsonb), :dedupe, :hash) "
-        "ON CONFLICT (tenant_id, dedupe_key) DO NOTHING RETURNING id",
-        id=str(uuid.uuid4()), tenant=tenant_id, run=parsed.run_id, user_id=parsed.user_id,
-        rating=parsed.rating, comment=parsed.comment,
+        _RECORD,
+        id=str(uuid.uuid4()),
+        tenant=tenant_id,
+        run=parsed.run_id,
+        user_id=parsed.user_id,
+        rating=parsed.rating,
+        comment=parsed.comment,
         spans=db.jsonb([s.model_dump(exclude_none=True) for s in parsed.error_spans]),
         missing=db.jsonb([m.model_dump(by_alias=True, exclude_none=True) for m in parsed.missing_sources]),
-        edited=parsed.edited_text_md, tags=db.jsonb(parsed.tags), dedupe=dedupe_key, hash=request_hash,
-    )  # fmt: skip
+        edited=parsed.edited_text_md,
+        tags=db.jsonb(parsed.tags),
+        dedupe=dedupe_key,
+        hash=request_hash,
+        spans_ordered=spans_ordered,
+        max_end=max((s.end for s in parsed.error_spans), default=0),
+    )
     if row is None:
-        existing = db.one(
-            "SELECT id, request_hash FROM feedback_events WHERE tenant_id = CAST(:tenant AS uuid) "
-            "AND dedupe_key = :dedupe",
-            tenant=tenant_id, dedupe=dedupe_key,
-        )  # fmt: skip
+        raise RunNotFound(f"no run {parsed.run_id}")
+    if row["status"] in ("queued", "running"):
+        raise RunNotFinished(f"run {parsed.run_id} is {row['status']}: send feedback once it has finished")
+    doc_type = row["doc_type"]
+    _check_spans(parsed.error_spans, row["document_chars"])
+    if row["id"] is None:
+        existing: dict[str, Any] | None = row
+        if row["existing_id"] is None:  # the original committed after this statement's snapshot was taken
+            existing = db.one(
+                "SELECT id AS existing_id, request_hash AS existing_hash FROM feedback_events "
+                "WHERE tenant_id = CAST(:tenant AS uuid) AND dedupe_key = :dedupe",
+                tenant=tenant_id,
+                dedupe=dedupe_key,
+            )
         assert existing is not None
-        if same_body_required and existing["request_hash"] != request_hash:
+        if same_body_required and existing["existing_hash"] != request_hash:
             raise IdempotencyConflict("this Idempotency-Key was already used with a different body")
-        return Recorded(str(existing["id"]), created=False)
+        return Recorded(str(existing["existing_id"]), created=False)
     feedback_id = str(row["id"])
     FEEDBACK_EVENTS.labels(rating=str(parsed.rating)).inc()
     FEEDBACK_RATING.observe(parsed.rating)
@@ -175,6 +210,7 @@ def record(tenant_id: str, body: dict[str, Any], *, dedupe_key: str | None = Non
         },
         subject=parsed.run_id,
         run_id=parsed.run_id,
+        background=True,
     )  # fmt: skip
     return Recorded(feedback_id, created=True)
 

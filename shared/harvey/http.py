@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from flask import Request, Response
+from prometheus_client import Counter
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from harvey import metrics
+from harvey import metrics, warmup
 
 log = logging.getLogger("harvey.http")
 Handler = Callable[..., Response]
 _BODY_READ = "harvey.body_read"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _REQUEST_ID = re.compile(r"^[\w.:@/+=-]{1,128}$")
 
 
@@ -279,6 +283,7 @@ class Routes:
                 Rule("/metrics", endpoint="GET /metrics", methods=["GET"]),
             ],
             strict_slashes=False,
+            merge_slashes=False,  # `/runs//x` is a 404, not a redirect without a Location
         )
 
     def match(self, request: Request) -> tuple[str, str, dict[str, Any]]:
@@ -295,8 +300,11 @@ class Routes:
 
 
 def health(function: str, checks: Callable[[], dict[str, str]] | None, request: Request) -> Response:
-    """Shallow by default (no I/O: used by probes); `?deep=1` also checks the stores."""
+    """Shallow by default (no I/O: the liveness probe); `?ready=1` (the readiness probe) is a 503 while the
+    warm-up still runs; `?deep=1` also checks the stores."""
     body: dict[str, Any] = {"status": "ok", "function": function}
+    if request.args.get("ready") and not warmup.ready():
+        return json_response({**body, "status": "warming"}, 503, {"Retry-After": "1"})
     if request.args.get("deep") and checks is not None:
         body["checks"] = checks()
         if any(v != "ok" for v in body["checks"].values()):
@@ -305,10 +313,30 @@ def health(function: str, checks: Callable[[], dict[str, str]] | None, request: 
     return json_response(body)
 
 
+SHED = Counter("harvey_http_shed_total", "Requests answered 503 at once: in-flight limit reached", ["function"])
+_slots_lock = threading.Lock()
+_slots: tuple[int, threading.BoundedSemaphore] | None = None
+
+
+def _in_flight_slots() -> threading.BoundedSemaphore:
+    """This process's slots: HARVEY_MAX_IN_FLIGHT, else THREADS (re-made when the setting changes)."""
+    from harvey.config import get_settings
+
+    global _slots
+    limit = get_settings().max_in_flight or int(os.environ.get("THREADS") or (os.cpu_count() or 1) * 4)
+    with _slots_lock:
+        if _slots is None or _slots[0] != limit:
+            _slots = (limit, threading.BoundedSemaphore(limit))
+        return _slots[1]
+
+
 def serve(
     function: str, routes: Routes, request: Request, checks: Callable[[], dict[str, str]] | None = None
 ) -> Response:  # noqa: E501
-    """Route one request; time and count it; turn every exception into a JSON error."""
+    """Route one request; time and count it; turn every exception into a JSON error.
+
+    Past the in-flight limit a handler is not started: 503 + Retry-After at once, rather than a queue
+    whose wait the client cannot see (probes and /metrics are never refused)."""
     started = time.perf_counter()
     route = "unmatched"
     request_id = request.headers.get("X-Request-Id", "")
@@ -322,7 +350,15 @@ def serve(
             payload, content_type = metrics.exposition()
             response = Response(payload, mimetype=content_type.split(";")[0], content_type=content_type)
         else:
-            response = routes.handlers[endpoint](request, **args)
+            slots = _in_flight_slots()
+            if slots.acquire(blocking=False):
+                try:
+                    response = routes.handlers[endpoint](request, **args)
+                finally:
+                    slots.release()
+            else:  # counted, not logged: an overload would flood the log
+                SHED.labels(function).inc()
+                response = error_response(ApiError(503, "this instance is at its in-flight limit", retry_after=1))
     except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON answer
         err = api_error(exc)
         if err is None:
@@ -340,8 +376,9 @@ def serve(
         # with neither deadline nor size limit: a stalled or endless upload would hold this thread.
         # A streamed response skips that read; gunicorn then drains briefly (bounded) and closes.
         response.response = iter([response.get_data()])
-    metrics.HTTP_REQUESTS.labels(function, request.method, route, str(response.status_code)).inc()
-    metrics.HTTP_DURATION.labels(function, request.method, route).observe(time.perf_counter() - started)
+    method = request.method if request.method in _METHODS else "OTHER"  # any token is a valid method
+    metrics.HTTP_REQUESTS.labels(function, method, route, str(response.status_code)).inc()
+    metrics.HTTP_DURATION.labels(function, method, route).observe(time.perf_counter() - started)
     return response
 
 

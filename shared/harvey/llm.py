@@ -6,12 +6,17 @@ personal data is pseudonymised, and the tokens are restored in the answer.
 
 Each remote model has a circuit breaker (`harvey.breaker`), and one request's calls share a
 `Budget`, so a dead primary costs one timeout per breaker cool-down, not one per draft and revision.
+
+Importing litellm takes seconds, so a chain of offline `harvey/*` models only is called directly and
+never imports it; a chain with any remote model goes through litellm for every link, fallbacks and all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,6 +51,10 @@ class Budget:
         return self.deadline - time.monotonic()
 
 
+class EmptyAnswer(ValueError):
+    """The provider answered, with nothing (a content filter, or a model that stopped at once)."""
+
+
 class AllModelsFailed(Exception):
     def __init__(self, attempts: list[dict[str, str]]):
         self.attempts = attempts
@@ -64,9 +73,25 @@ class Completion:
     seconds: float = 0.0
 
 
-def load() -> None:
-    """Import litellm (≈3 s) and register the offline provider; safe to call from a warm-up thread."""
+def needs_litellm(models: list[str]) -> bool:
+    return any(not is_local(m) for m in models)
+
+
+def _warm_models() -> list[str]:
+    """What this process will ask: the drafting chain, and the faithfulness judge when one is set."""
+    settings = get_settings()
+    return settings.llm_chain + ([settings.judge_model] if settings.judge_model else [])
+
+
+def load(models: list[str] | None = None) -> None:
+    """Import litellm (≈3.5 s) when one of `models` (default: the configured ones) needs it, register the
+    offline provider with it, and make one dummy call per remote provider so that a first completion waits
+    on no lazy import (≈0.5 s more). A no-op for offline models. Safe to call from a warm-up thread.
+    """
     global _registered
+    models = _warm_models() if models is None else models
+    if not needs_litellm(models):
+        return
     with _ready:
         if _registered:
             return
@@ -79,7 +104,34 @@ def load() -> None:
         litellm.suppress_debug_info = True
         litellm.telemetry = False
         extractive.register()
+        for model in {m.split("/", 1)[0]: m for m in models if not is_local(m)}.values():
+            _dummy_call(litellm, model)
         _registered = True
+
+
+def _dummy_call(litellm, model: str) -> None:
+    """Two completions that never leave the machine: one against a closed port on 127.0.0.1 runs the
+    provider's client code up to the connect, one with a mocked answer runs the success path (response,
+    logging, cost): between them, the lazy imports of a first real call."""
+    messages = [{"role": "user", "content": "warm-up"}]
+    with socket.socket() as closed, contextlib.suppress(Exception):  # it fails by design
+        closed.bind(("127.0.0.1", 0))
+        litellm.completion(
+            model=model,
+            messages=messages,
+            api_key="warm-up",
+            api_base=f"http://127.0.0.1:{closed.getsockname()[1]}/v1",
+            timeout=1,
+            num_retries=0,
+            max_retries=0,
+        )
+    with contextlib.suppress(Exception):
+        _cost(litellm.completion(model=model, messages=messages, mock_response="ok"), model)
+
+
+def ready() -> bool:
+    """True when a completion with the configured models will not wait on imports."""
+    return _registered or not needs_litellm(_warm_models())
 
 
 def is_local(model: str) -> bool:
@@ -93,7 +145,9 @@ def complete(messages: list[dict[str, str]], chain: list[str], budget: Budget | 
     remote calls stop at its deadline. A model whose breaker is open is skipped at once. The local
     model is always tried: it runs in-process and cannot hang on a network.
     """
-    load()
+    direct = not needs_litellm(chain)
+    if not direct:
+        load(chain)
     from harvey.pii import Pseudonymizer
 
     settings = get_settings()
@@ -111,7 +165,7 @@ def complete(messages: list[dict[str, str]], chain: list[str], budget: Budget | 
             outgoing = [{**m, "content": pseudonymizer.pseudonymize(m["content"])} for m in messages]
         started = time.perf_counter()
         try:
-            response, text = _call(model, outgoing, budget, settings)
+            response, text = _call_local(model, outgoing) if direct else _call(model, outgoing, budget, settings)
         except Exception as exc:  # noqa: BLE001 - any provider failure means: try the next model
             budget.failed.add(model)
             if not is_local(model) and _provider_unwell(exc):
@@ -155,6 +209,30 @@ def _skip_reason(model: str, budget: Budget) -> str | None:
     return None
 
 
+@dataclass
+class _Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass
+class _LocalResponse:
+    usage: _Usage
+
+
+def _call_local(model: str, messages: list[dict[str, str]]) -> tuple[_LocalResponse, str]:
+    """An offline model called in-process, with the answer and token estimate litellm's provider gives."""
+    from harvey import extractive
+
+    if model != extractive.MODEL_NAME:
+        raise ValueError(f"unknown offline model {model!r}")
+    text = extractive.respond(messages)
+    if not text.strip():
+        raise EmptyAnswer("empty answer")
+    prompt_chars = sum(len(str(m.get("content", ""))) for m in messages)
+    return _LocalResponse(_Usage(prompt_chars // 4, len(text) // 4)), text
+
+
 def _call(model: str, messages: list[dict[str, str]], budget: Budget, settings) -> tuple[Any, str]:
     """One model, retried HARVEY_LLM_RETRIES times on quick failures (5xx, connection reset, empty answer).
 
@@ -176,7 +254,7 @@ def _call(model: str, messages: list[dict[str, str]], budget: Budget, settings) 
             response = litellm.completion(model=model, messages=messages, **kwargs)
             text = response.choices[0].message.content or ""
             if not text.strip():
-                raise ValueError("empty answer")
+                raise EmptyAnswer("empty answer")
             return response, text
         except Exception as exc:
             if attempt >= retries or not _retryable(exc) or budget.left() < MIN_CALL_S:
@@ -196,11 +274,15 @@ def _is_timeout(exc: Exception) -> bool:
 
 
 def _provider_unwell(exc: Exception) -> bool:
-    """Counts against the breaker: timeouts, connection errors, 5xx, 429, empty or unreadable answers.
+    """Counts against the breaker: timeouts, connection errors, 5xx, 429, unreadable answers.
 
     Other 4xx (context window exceeded, content filter, bad key) are fast and say the provider is up;
-    they are about this request or this deployment, and must not shed the model for every tenant.
+    they are about this request or this deployment, and must not shed the model for every tenant. So is
+    an empty answer: it is what a content-filtered completion looks like, and one tenant's prompts
+    could otherwise open the breaker for all.
     """
+    if isinstance(exc, EmptyAnswer):
+        return False
     status = _status(exc)
     return status is None or status in (408, 429) or status >= 500 or _is_timeout(exc)
 

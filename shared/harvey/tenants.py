@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 
 from harvey import db
+from harvey.config import get_settings
 
 KEY_PREFIX = "hv_"
+# Verified keys of this process: SHA-256 → (monotonic expiry, tenant). Bounded; only known keys are kept.
+_KEYS_MAX = 4096
+_keys: dict[str, tuple[float, Tenant]] = {}
+_keys_lock = threading.Lock()
 
 
 class TenantExists(Exception):
@@ -91,7 +98,9 @@ def rotate_key(name: str) -> str:
             "UPDATE api_keys SET revoked_at = now() WHERE tenant_id = :tenant AND revoked_at IS NULL",
             tenant=tenant.id,
         )
-        return _new_key(tenant.id)
+        api_key = _new_key(tenant.id)
+    forget_keys()
+    return api_key
 
 
 def by_name(name: str) -> Tenant:
@@ -111,15 +120,39 @@ def by_id(tenant_id: str) -> Tenant:
 
 
 def authenticate(api_key: str) -> Tenant | None:
-    """The tenant owning an active key, read fresh so flag changes apply to the next request."""
+    """The tenant owning an active key.
+
+    A verified key is trusted for HARVEY_API_KEY_CACHE_S in this process (a round trip saved per request):
+    a revocation, flag or limit change made by another process applies here within that TTL.
+    """
     if not api_key.startswith(KEY_PREFIX):
         return None
+    key_hash = hash_key(api_key)
+    now = time.monotonic()
+    cached = _keys.get(key_hash)
+    if cached is not None and cached[0] > now:
+        return cached[1]
     row = db.one(
         "SELECT t.* FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
         "WHERE k.key_hash = :hash AND k.revoked_at IS NULL",
-        hash=hash_key(api_key),
+        hash=key_hash,
     )
-    return _from_row(row) if row else None
+    tenant = _from_row(row) if row else None
+    ttl = get_settings().api_key_cache_s
+    with _keys_lock:
+        if tenant is None or ttl <= 0:
+            _keys.pop(key_hash, None)
+        else:
+            if len(_keys) >= _KEYS_MAX:
+                _keys.clear()
+            _keys[key_hash] = (now + ttl, tenant)
+    return tenant
+
+
+def forget_keys() -> None:
+    """Drop this process's verified keys: the next request of every tenant is looked up again."""
+    with _keys_lock:
+        _keys.clear()
 
 
 def set_flags(name: str, *, logs_only: bool | None = None, force_fallback: bool | None = None) -> Tenant:
@@ -132,6 +165,7 @@ def set_flags(name: str, *, logs_only: bool | None = None, force_fallback: bool 
         id=tenant.id,
     )
     assert row is not None
+    forget_keys()
     return _from_row(row)
 
 
@@ -163,6 +197,7 @@ def set_limits(
         id=tenant.id,
     )
     assert row is not None
+    forget_keys()
     return _from_row(row)
 
 

@@ -3,7 +3,7 @@
 `good*` answers with a cited draft, `slow*` sleeps past any sane timeout, `broken*`
 answers 500, `limited*` answers 429, `judge*` answers as a faithfulness judge (see `judge_answer`).
 Every request body is kept for assertions.
-`set_mode(model, "hang" | "<HTTP status>" | None)` overrides that for one model while the server runs
+`set_mode(model, "hang" | "empty" | "<HTTP status>" | None)` overrides that for one model while the server runs
 (a primary that dies and comes back); a hanging request is released when the server stops.
 """
 
@@ -67,6 +67,8 @@ class FakeOpenAI:
                 if mode == "hang":
                     outer.stopping.wait(600)
                     return None
+                if mode == "empty":  # what a content-filtered completion looks like: 200, no content
+                    return self._send(200, _chat(model, ""))
                 if mode is not None:
                     return self._send(int(mode), {"error": {"message": f"fake status {mode}", "type": "fake"}})
                 if model.startswith("slow"):
