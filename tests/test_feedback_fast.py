@@ -3,13 +3,12 @@ rotation empties, and the recorded event sent off the request path through a bou
 
 from __future__ import annotations
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from harvey import db, events, metrics, tenants
 
+from tests.support.event_sink import Sink
 from tests.test_feedback import DOCUMENT, client, finished_run, post, rows  # noqa: F401 - `client` is a fixture
 
 
@@ -114,40 +113,10 @@ def test_flag_and_limit_changes_apply_at_once_in_the_process_that_makes_them(mak
     assert tenants.authenticate(key).requests_per_minute == 7
 
 
-class _HeldSink:
-    """A CloudEvents sink whose answers wait for `release`: a slow broker."""
-
-    def __init__(self) -> None:
-        self.received: list[str] = []
-        self.release = threading.Event()
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                sink.received.append(self.headers["ce-type"])
-                sink.release.wait(10)
-                self.send_response(202)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def held_sink(monkeypatch):
     monkeypatch.setattr(events, "_pending", None)  # a queue of this test's depth, as in a new pod
-    sink = _HeldSink()
+    sink = Sink(held=True)
     yield sink
     sink.close()
 
@@ -163,7 +132,7 @@ def test_a_background_event_is_sent_after_the_caller_returns(held_sink, settings
     assert time.perf_counter() - started < 0.05  # the sink holds its answer: the caller did not wait
     held_sink.release.set()
     assert events.drain(5)
-    assert held_sink.received == ["t.background"]
+    assert held_sink.types == ["t.background"]
     assert _outcome("t.background", "sent") == 1
 
 
@@ -171,7 +140,7 @@ def test_a_full_event_queue_drops_and_counts_without_blocking(held_sink, setting
     settings_env(K_SINK=held_sink.url, HARVEY_EVENTS_QUEUE_DEPTH="1")
     assert events.emit("t.full", {"n": 0}, background=True)  # taken by the sender, held by the sink
     deadline = time.monotonic() + 5
-    while not held_sink.received and time.monotonic() < deadline:
+    while not held_sink.types and time.monotonic() < deadline:
         time.sleep(0.01)
     assert events.emit("t.full", {"n": 1}, background=True)  # fills the queue
     started = time.perf_counter()
@@ -180,11 +149,11 @@ def test_a_full_event_queue_drops_and_counts_without_blocking(held_sink, setting
     assert _outcome("t.full", "dropped") == 1
     held_sink.release.set()
     assert events.drain(5)
-    assert held_sink.received == ["t.full", "t.full"]
+    assert held_sink.types == ["t.full", "t.full"]
 
 
 def test_with_no_queue_the_event_is_sent_in_the_request(held_sink, settings_env):
     settings_env(K_SINK=held_sink.url, HARVEY_EVENTS_QUEUE_DEPTH="0")
     held_sink.release.set()
     assert events.emit("t.inline", {"a": 1}, background=True) is True
-    assert held_sink.received == ["t.inline"]
+    assert held_sink.types == ["t.inline"]

@@ -8,9 +8,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class Sink:
-    """An HTTP server on 127.0.0.1 that records CloudEvents and answers with scripted statuses."""
+    """An HTTP server on 127.0.0.1 that records CloudEvents and answers with scripted statuses.
 
-    def __init__(self) -> None:
+    With `held=True` every answer waits for `release` (up to 10 s): a slow broker."""
+
+    def __init__(self, *, held: bool = False) -> None:
+        self.release = threading.Event()
+        if not held:
+            self.release.set()
         self.events: list[dict] = []
         self.headers: list[dict[str, str]] = []  # each request's headers, in the order of `events`
         self.statuses: list[int] = []  # answered in order, then 202
@@ -23,6 +28,7 @@ class Sink:
                 event["data"] = json.loads(body) if body else None
                 sink.events.append(event)
                 sink.headers.append(dict(self.headers.items()))
+                sink.release.wait(10)
                 self.send_response(sink.statuses.pop(0) if sink.statuses else 202)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -34,6 +40,11 @@ class Sink:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    @property
+    def types(self) -> list[str]:
+        return [event["type"] for event in self.events]
+
     def close(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
