@@ -145,14 +145,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "eval", help="../shared/eval")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "eval.md")
-    parser.add_argument("--only", choices=("faithfulness",), help="Rerun one part and replace its section in --out.")
+    parser.add_argument(
+        "--only", choices=("retrieval", "faithfulness", "pii"), help="Rerun one part and replace its section in --out."
+    )
     args = parser.parse_args()
     if not args.shared.is_dir():
         raise SystemExit(f"{args.shared} not found: pass --shared /path/to/shared/eval")
     if args.only:
-        head, _, rest = args.out.read_text(encoding="utf-8").partition("## Faithfulness")
+        heading, section = {
+            "retrieval": ("## Retrieval", retrieval_section),
+            "faithfulness": ("## Faithfulness", faithfulness_section),
+            "pii": ("## PII", pii_section),
+        }[args.only]
+        head, _, rest = args.out.read_text(encoding="utf-8").partition(heading)
         tail = rest[rest.index("\n## ") + 1 :] if "\n## " in rest else ""
-        args.out.write_text(head + "\n".join(faithfulness_section(args.shared)) + "\n" + tail, encoding="utf-8")
+        args.out.write_text(head + "\n".join(section(args.shared)) + "\n" + tail, encoding="utf-8")
         print(args.out.read_text(encoding="utf-8"))
         return
     lines = ["# Evaluation on the public dev sets", "",
