@@ -16,16 +16,16 @@ from typing import Any
 from flask import Request, Response
 
 from harvey import db
+from harvey.schemas import InvalidRequest
 
 MAX_ATTRIBUTE = 1000
 
 
-class InvalidEvent(ValueError):
+class InvalidEvent(InvalidRequest):
     """A request that claims to be a CloudEvent but can never be processed (answer 400, final)."""
 
     def __init__(self, message: str, field: str = "body"):
-        super().__init__(message)
-        self.field = field
+        super().__init__(field, message)
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def parse(request: Request, max_bytes: int) -> Inbound:
     from harvey.http import read_body
     from harvey.schemas import UnsafeInput, check_json, check_text
 
-    raw = read_body(request)
+    raw = read_body(request, max_bytes)
     if len(raw) > max_bytes:
         raise InvalidEvent(f"event exceeds the limit of {max_bytes} bytes")
     try:

@@ -5,6 +5,7 @@ Every field here is listed in the README's configuration table.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -109,6 +110,11 @@ class Settings(BaseSettings):
     @property
     def events_allowed_subject_list(self) -> list[str]:
         return [s.strip() for s in self.events_allowed_subjects.split(",") if s.strip()]
+
+
+def request_threads() -> int:
+    """Request threads per process: functions-framework's THREADS, else its own default, CPU × 4."""
+    return int(os.environ.get("THREADS") or (os.cpu_count() or 1) * 4)
 
 
 @lru_cache(maxsize=1)

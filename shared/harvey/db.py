@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import secrets
 import threading
@@ -28,7 +27,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from harvey.config import get_settings
+from harvey.config import get_settings, request_threads
 
 log = logging.getLogger("harvey.db")
 DEFAULT_TEST_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -143,8 +142,7 @@ def _pool_size() -> int:
     settings = get_settings()
     if settings.db_pool_size:
         return settings.db_pool_size
-    threads = int(os.environ.get("THREADS") or (os.cpu_count() or 1) * 4)  # functions-framework's default
-    return threads + settings.async_workers
+    return request_threads() + settings.async_workers
 
 
 class Pool:

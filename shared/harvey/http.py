@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import sys
 import threading
@@ -129,22 +128,25 @@ def parse_json(raw: bytes, field: str = "body") -> Any:
     return value
 
 
-def read_body(request: Request) -> bytes:
-    """The raw body, read with a deadline: a client that stalls mid-upload gets 408 instead of
-    holding one of the instance's few threads for ever (gunicorn reads bodies without a timeout)."""
+def read_body(request: Request, max_bytes: int) -> bytes:
+    """At most `max_bytes` + 1 bytes of the body (the caller refuses more), read with a deadline: a
+    client that stalls mid-upload gets 408 instead of holding one of the instance's few threads for
+    ever (gunicorn reads bodies without a timeout). An oversized body stays unread, so `serve`
+    keeps functions-framework from reading the rest of it."""
     from harvey.config import get_settings
 
     sock = request.environ.get("gunicorn.socket")
     if sock is not None:
         sock.settimeout(get_settings().body_timeout_s)
     try:
-        raw = request.get_data(cache=True)
+        raw = request.stream.read(max_bytes + 1)
     except (OSError, HTTPException):  # socket timeout, or werkzeug's ClientDisconnected
         raise ApiError(408, "the request body did not arrive in time") from None
     finally:
         if sock is not None:
             sock.settimeout(None)
-    request.environ[_BODY_READ] = True
+    if len(raw) <= max_bytes:
+        request.environ[_BODY_READ] = True
     return raw
 
 
@@ -159,7 +161,7 @@ def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
     length = request.content_length
     if length is not None and length > max_bytes:
         raise ApiError(413, f"request body is {length} bytes; the limit is {max_bytes}")
-    raw = read_body(request)
+    raw = read_body(request, max_bytes)
     if len(raw) > max_bytes:
         raise ApiError(413, f"request body exceeds the limit of {max_bytes} bytes")
     body = parse_json(raw)
@@ -211,10 +213,7 @@ def inbound_event(request: Request, accepted: tuple[str, ...]):
         raise ApiError(401, str(exc)) from None
     except eventauth.VerifierUnavailable as exc:
         raise ApiError(503, str(exc), retry_after=exc.retry_after) from None
-    try:
-        event = cloudevents_in.parse(request, get_settings().max_request_bytes)
-    except cloudevents_in.InvalidEvent as exc:
-        raise ApiError(400, str(exc), field=exc.field) from exc
+    event = cloudevents_in.parse(request, get_settings().max_request_bytes)  # InvalidEvent: a 400 (ERRORS)
     if event.type not in accepted:
         raise ApiError(400, f"event type {event.type!r} is not handled here (expected {', '.join(accepted)})",
                        field="type")  # fmt: skip
@@ -320,10 +319,10 @@ _slots: tuple[int, threading.BoundedSemaphore] | None = None
 
 def _in_flight_slots() -> threading.BoundedSemaphore:
     """This process's slots: HARVEY_MAX_IN_FLIGHT, else THREADS (re-made when the setting changes)."""
-    from harvey.config import get_settings
+    from harvey.config import get_settings, request_threads
 
     global _slots
-    limit = get_settings().max_in_flight or int(os.environ.get("THREADS") or (os.cpu_count() or 1) * 4)
+    limit = get_settings().max_in_flight or request_threads()
     with _slots_lock:
         if _slots is None or _slots[0] != limit:
             _slots = (limit, threading.BoundedSemaphore(limit))

@@ -63,8 +63,8 @@ def check_text(value: str, field: str) -> str:
 
 
 def check_json(value: Any, field: str = "body", depth: int = 0) -> None:
-    """Walk a parsed JSON value: every key and string checked, nesting bounded (iterative parsers
-    downstream, pydantic and json.dumps, are recursive)."""
+    """Walk a parsed JSON value: every key and string checked, nesting bounded (what reads it next,
+    pydantic and json.dumps, recurses)."""
     if depth > MAX_DEPTH:
         raise UnsafeInput(field, f"'{field}' nests deeper than {MAX_DEPTH} levels")
     if isinstance(value, str):
