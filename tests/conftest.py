@@ -21,7 +21,7 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
 def _admin():
     import pg8000.native
-    from harvey.db import connect_params
+    from harvey.store.db import connect_params
 
     return pg8000.native.Connection(**connect_params(BASE_DATABASE_URL))
 
@@ -50,8 +50,8 @@ def harvey_env(tmp_path_factory):
     )
     os.environ.pop("QDRANT_URL", None)
     os.environ.pop("K_SINK", None)
-    from harvey import db
     from harvey.config import get_settings
+    from harvey.store import db
 
     get_settings.cache_clear()
     db.reset()
@@ -78,7 +78,7 @@ def settings_env(monkeypatch):
 
 
 def _new_tenant(prefix: str = "firm"):
-    from harvey import tenants
+    from harvey.store import tenants
 
     return tenants.create(f"{prefix}-{uuid.uuid4().hex[:8]}")
 
@@ -95,7 +95,7 @@ DEMO_CORPUS = ROOT / "data" / "demo" / "corpus"
 @pytest.fixture(scope="session")
 def demo_docs():
     """A slice of the demo corpus: consumer law, civil liability and the initial petition."""
-    from harvey.ingest import read_path
+    from harvey.search.ingest import read_path
 
     wanted = {"CDC:art6", "CDC:art14", "CDC:art18", "CDC:art26", "CDC:art42", "CC:art186", "CC:art927",
               "CPC:art300", "CPC:art319", "CF88:art5"}  # fmt: skip
@@ -108,7 +108,7 @@ def demo_docs():
 def indexed_tenant(harvey_env, demo_docs):
     """A tenant with the demo slice indexed, shared by the session (embedding is the slow part):
     (Tenant, api_key). Tests that change its flags must restore them."""
-    from harvey.ingest import ingest
+    from harvey.search.ingest import ingest
 
     tenant, key = _new_tenant("indexed")
     ingest(tenant.id, demo_docs)
@@ -135,7 +135,7 @@ def private_pg(settings_env):
     import tempfile
 
     pgserver = pytest.importorskip("pgserver")
-    from harvey import db
+    from harvey.store import db
 
     home = Path(tempfile.mkdtemp(prefix="harvey-private-pg-"))
     home.chmod(0o755)

@@ -9,7 +9,8 @@ import uuid
 import pytest
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
-from harvey import audit, db, runs
+from harvey.drafting import runs
+from harvey.store import audit, db
 
 from tests.test_generate_http import VALID
 
@@ -17,8 +18,8 @@ from tests.test_generate_http import VALID
 @pytest.fixture(scope="module")
 def firm(demo_docs):
     """One indexed tenant for the module (ingest is the slow part): (Tenant, api_key)."""
-    from harvey import tenants
-    from harvey.ingest import ingest
+    from harvey.search.ingest import ingest
+    from harvey.store import tenants
 
     tenant, key = tenants.create(f"async-{uuid.uuid4().hex[:8]}")
     ingest(tenant.id, [d for d in demo_docs if d.document_id in WANTED])
@@ -145,7 +146,7 @@ def test_generated_event_anchors_the_audit_chain_against_deleting_its_newest_row
 ):
     from click.testing import CliRunner
     from harvey.cli import main
-    from harvey.ingest import ingest
+    from harvey.search.ingest import ingest
 
     tenant, key = make_tenant()
     ingest(tenant.id, [d for d in demo_docs if d.document_id in WANTED])

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harvey import breaker, cache, llm, pipeline
+from harvey.drafting import llm, pipeline
+from harvey.search import cache
+from harvey.store import breaker, kvstore
 
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.redis_server import PrivateRedis
@@ -26,7 +28,7 @@ MESSAGES = [{"role": "system", "content": "sistema"}, {"role": "user", "content"
 def fake(settings_env):
     """A fake provider; HARVEY_LLM_RETRIES=1 so a test would see a retry multiply a hang."""
     breaker.reset_models()
-    cache.reset()
+    kvstore.reset()
     llm.load()  # litellm's import (seconds) is not what these tests time
     with FakeOpenAI(slow_seconds=30) as server:
         settings_env(
@@ -39,17 +41,17 @@ def fake(settings_env):
         )
         yield server
     breaker.reset_models()
-    cache.reset()
+    kvstore.reset()
 
 
 @pytest.fixture
 def private_redis(settings_env):
     server = PrivateRedis()
     settings_env(REDIS_URL=server.url)
-    cache.reset()
+    kvstore.reset()
     yield server
     server.kill()
-    cache.reset()
+    kvstore.reset()
 
 
 def _timed(chain: list[str], budget: llm.Budget | None = None) -> tuple[llm.Completion, float]:
@@ -160,7 +162,7 @@ def test_request_deadline_bounds_the_model_time_of_a_request(fake, settings_env)
 
 def test_two_pods_share_breaker_state_through_redis(settings_env):
     settings_env(HARVEY_BREAKER_FAILURES="2", HARVEY_BREAKER_OPEN_S="30")
-    cache.reset()
+    kvstore.reset()
     name = f"test:{uuid.uuid4().hex}"
     pod_a, pod_b = breaker.Breaker(name), breaker.Breaker(name)
     pod_a.failure()
@@ -168,13 +170,13 @@ def test_two_pods_share_breaker_state_through_redis(settings_env):
     pod_b.failure()  # the second consecutive failure, seen by a different process state
     assert not pod_a.allow() and not pod_b.allow()
     assert pod_a.state() == breaker.CLOSED, "pod A's own memory saw one failure: the decision came from Redis"
-    keys = cache.client().keys(f"harvey:breaker:{name}:*")
-    assert keys and all(cache.client().pttl(k) > 0 for k in keys)
+    keys = kvstore.client().keys(f"harvey:breaker:{name}:*")
+    assert keys and all(kvstore.client().pttl(k) > 0 for k in keys)
 
 
 def test_exactly_one_pod_probes_after_the_cool_down(settings_env):
     settings_env(HARVEY_BREAKER_FAILURES="1", HARVEY_BREAKER_OPEN_S="0.5")
-    cache.reset()
+    kvstore.reset()
     name = f"test:{uuid.uuid4().hex}"
     pods = [breaker.Breaker(name) for _ in range(4)]
     pods[0].failure()
@@ -192,7 +194,7 @@ def test_model_breaker_works_per_process_when_redis_is_dead(private_redis, setti
     assert pod.allow()
     pod.failure()
     assert not pod.allow()
-    cache.reset()
+    kvstore.reset()
     pod.success()
     assert pod.allow()
 
@@ -213,11 +215,11 @@ def test_a_hung_redis_costs_one_timeout_per_cool_down_not_per_request(private_re
         breaker.Breaker(f"test:{tenant}").allow()
     rest = time.perf_counter() - started
     assert 0.3 < first < 2.0 and rest < 0.25
-    assert cache.BREAKER.state() == breaker.OPEN
+    assert kvstore.BREAKER.state() == breaker.OPEN
     private_redis.resume()
     time.sleep(1.2)
     assert cache.get(tenant, "v1", "q", 5) == [{"x": 1}]  # the probe finds Redis back
-    assert cache.BREAKER.state() == breaker.CLOSED
+    assert kvstore.BREAKER.state() == breaker.CLOSED
 
 
 def test_request_deadline_is_below_the_generate_service_timeout():

@@ -5,15 +5,17 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from harvey import cache, events
-from harvey.ingest import IngestError, SourceDocument, ingest, read_path
+from harvey import events
+from harvey.search import cache
+from harvey.search.ingest import IngestError, SourceDocument, ingest, read_path
+from harvey.store import kvstore
 
 
 @pytest.fixture
 def fresh_cache():
-    cache.reset()
+    kvstore.reset()
     yield
-    cache.reset()
+    kvstore.reset()
 
 
 def test_cache_round_trip_and_invalidation_on_ingest(fresh_cache):
@@ -32,7 +34,7 @@ def test_cache_round_trip_and_invalidation_on_ingest(fresh_cache):
 def test_cache_is_off_without_redis_url(fresh_cache, settings_env, monkeypatch):
     monkeypatch.delenv("REDIS_URL", raising=False)
     settings_env()
-    assert cache.client() is None
+    assert kvstore.client() is None
     cache.put("t", "v1", "q", 5, [{"x": 1}])
     assert cache.get("t", "v1", "q", 5) is None
 
@@ -86,8 +88,8 @@ def _docs(text: str) -> list[SourceDocument]:
 
 
 def test_reingest_is_a_noop_and_changed_content_replaces_old_chunks(make_tenant):
-    from harvey import db
-    from harvey.retrieval import open_index
+    from harvey.search.retrieval import open_index
+    from harvey.store import db
 
     tenant, _ = make_tenant("ingest")
     original = "Art. 186. Aquele que, por ação ou omissão voluntária, negligência ou imprudência, viola direito."

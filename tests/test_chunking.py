@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from harvey.chunking import MAX_CHARS, chunk_document, format_article
+from harvey.search.chunking import MAX_CHARS, chunk_document, format_article
 
 FIXTURES = Path(__file__).parent / "fixtures" / "retrieval"
 

@@ -11,7 +11,8 @@ import threading
 
 import pytest
 from flask import Flask, request
-from harvey import http, llm, prompts, warmup
+from harvey.drafting import llm, prompts
+from harvey.edge import http, warmup
 
 from tests.conftest import ROOT
 from tests.support.fake_openai import FakeOpenAI
@@ -49,7 +50,7 @@ def _python(code: str, **env: str) -> dict:
 def test_an_offline_draft_never_imports_litellm():
     out = _python(
         "import json, sys\n"
-        "from harvey import llm, prompts\n"
+        "from harvey.drafting import llm, prompts\n"
         "from tests.test_cold_start import REQUEST\n"
         "llm.load()\n"
         "c = llm.complete(prompts.draft_messages(REQUEST), ['harvey/extractive'])\n"
@@ -105,7 +106,7 @@ class Watch(importlib.abc.MetaPathFinder):
 
 with FakeOpenAI() as server:
     os.environ["HARVEY_LLM_API_BASE"] = server.url
-    from harvey import llm
+    from harvey.drafting import llm
     before = llm.ready()
     llm.load()
     warm_calls = len(server.requests)

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from harvey import extractive, faithfulness, prompts
-from harvey.critique import score_quality
-from harvey.pipeline import GenerateInput
+from harvey import faithfulness
+from harvey.drafting import extractive, prompts
+from harvey.drafting.critique import score_quality
+from harvey.drafting.pipeline import GenerateInput
 
 ROOT = Path(__file__).parent
 TASK = "Prazo para reclamar de vício de produto durável"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from harvey.evaluation.faithfulness import command, lexical_overlap
-from harvey.faith_metrics import balanced_accuracy, roc_auc
+from harvey.evaluation.metrics import balanced_accuracy, roc_auc
 from harvey.faithfulness import THRESHOLD
 
 PAIRS = Path(__file__).parent / "fixtures" / "faithfulness" / "pairs.jsonl"

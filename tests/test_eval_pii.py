@@ -57,7 +57,7 @@ def fake_names(monkeypatch):
                 spans.append((at, at + len(name)))
         return spans
 
-    monkeypatch.setattr("harvey.pii_names.find_names", find_names)
+    monkeypatch.setattr("harvey.pii.names.find_names", find_names)
 
 
 def test_scores_by_hand(fake_names):

@@ -90,8 +90,8 @@ def test_command_prints_a_table_by_default():
 
 def test_fit_rerank_learns_a_feature_that_orders_documents():
     import numpy as np
-    from harvey import rerank
     from harvey.evaluation.fit_rerank import QueryData, fit, ndcg
+    from harvey.search import rerank
 
     n = len(rerank.FEATURES)
     # three chunks of two documents; the fused rank puts the irrelevant document first, coverage knows better

@@ -2,7 +2,7 @@
 
 A test issuer on 127.0.0.1 serves OpenID discovery and a JWKS built from RSA keys made here;
 tokens are signed like a cluster's ServiceAccount tokens. Checked at the module level
-(harvey.eventauth.verify) and through the three real functions, in binary and structured mode.
+(harvey.edge.eventauth.verify) and through the three real functions, in binary and structured mode.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
-from harvey import db, eventauth
+from harvey.edge import eventauth
+from harvey.store import db
 
 from tests.test_feedback import finished_run
 from tests.test_generate_http import VALID
@@ -168,11 +169,11 @@ def oidc(settings_env, monkeypatch, issuer):
 
 @pytest.fixture
 def auth_log():
-    """Messages harvey.eventauth logs during the test (logs.setup may have rerouted the root logger)."""
+    """Messages harvey.edge.eventauth logs during the test (logs.setup may have rerouted the root logger)."""
     messages: list[str] = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
-    logger = logging.getLogger("harvey.eventauth")
+    logger = logging.getLogger("harvey.edge.eventauth")
     logger.addHandler(handler)
     yield messages
     logger.removeHandler(handler)

@@ -228,7 +228,7 @@ def test_send_with_a_token_file_is_accepted_by_an_oidc_protected_function(settin
     """`harvey events send --token-file` → maintenance function (HARVEY_EVENTS_AUTH=oidc, in-process
     server) → 200; the same event without the token → 401."""
     from functions_framework import create_app
-    from harvey import eventauth
+    from harvey.edge import eventauth
     from werkzeug.serving import make_server
 
     from tests.test_event_auth import AUDIENCE, PING_SUBJECT, Issuer

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-from harvey.faith_text import numbers, split_markdown, split_sentences
 from harvey.faithfulness import (
     MAX_RANGE,
     THRESHOLD,
@@ -18,6 +17,7 @@ from harvey.faithfulness import (
     support,
     support_score,
 )
+from harvey.faithfulness.text import numbers, split_markdown, split_sentences
 
 ART_335 = (
     "Art. 335. O réu poderá oferecer contestação, por petição, no prazo de 15 (quinze) dias, cujo termo "
@@ -54,7 +54,7 @@ def test_changed_fact_is_unsupported_and_scores_below_the_faithful_claim(claim):
 
 
 def test_an_added_clause_is_flagged_for_review_and_scores_below_the_faithful_claim():
-    """As a veto it lowered the exam-grouped out-of-fold AUC (faith_fit): it is reported, not decisive."""
+    """As a veto it lowered the exam-grouped out-of-fold AUC (fit_faithfulness): it is reported, not decisive."""
     claim = (
         "O réu poderá oferecer contestação, por petição, no prazo de 15 dias, dispensado o pagamento de "
         "custas processuais e honorários periciais."
@@ -229,7 +229,7 @@ def test_assess_reports_bad_citation_uncited_claim_and_changed_fact():
 
 
 def test_added_restrictor_vetoes_a_restatement_and_only_flags_a_loose_paraphrase():
-    from harvey.faith_features import RESTATEMENT_COVERAGE, RESTATEMENT_VETOES, sentence_features, veto_factor
+    from harvey.faithfulness.features import RESTATEMENT_COVERAGE, RESTATEMENT_VETOES, sentence_features, veto_factor
 
     restated = "O réu somente poderá oferecer contestação, por petição, no prazo de 15 dias."
     loose = "Somente o réu, querendo, apresentará defesa por petição em quinze dias contados da audiência."
@@ -284,8 +284,8 @@ def test_import_is_cheap():
 
 
 def test_specific_claim_outranks_generic_claim_at_equal_coverage_and_english_stays_neutral():
-    from harvey.faith_features import features, predict
     from harvey.faithfulness import _model
+    from harvey.faithfulness.features import features, predict
 
     model = _model()
     # English has no IDF table: specificity is undefined and left at the training mean
@@ -326,8 +326,8 @@ def test_cli_report_shows_what_each_sentence_was_flagged_for():
 
 
 def test_every_flag_has_a_revision_hint_and_the_critique_names_it():
-    from harvey.faith_features import FLAGS
-    from harvey.prompts import FLAG_HINTS, unsupported_issue
+    from harvey.drafting.prompts import FLAG_HINTS, unsupported_issue
+    from harvey.faithfulness.features import FLAGS
 
     assert set(FLAG_HINTS) == {*FLAGS, "citation_missing"}
     report = assess(DRAFT, {1: ART_335, 2: ART_7})

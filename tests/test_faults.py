@@ -12,8 +12,7 @@ import threading
 import time
 import uuid
 
-import pytest
-from harvey import db
+from harvey.store import db
 
 from tests.conftest import pg_ctl
 from tests.support.fake_openai import FakeOpenAI
@@ -23,7 +22,8 @@ DRAFT = {"doc_type": "parecer", "task": "Prazo para reclamar de vício de produt
 
 def test_acknowledged_feedback_survives_a_postgres_crash_once_each(private_pg):
     from functions_framework import create_app
-    from harvey import runs, tenants
+    from harvey.drafting import runs
+    from harvey.store import tenants
 
     tenant, key = tenants.create(f"faults-{uuid.uuid4().hex[:6]}")
     run_id = str(uuid.uuid4())
@@ -80,8 +80,8 @@ def test_acknowledged_feedback_survives_a_postgres_crash_once_each(private_pg):
 
 
 def test_a_hanging_primary_costs_little_once_its_breaker_is_open(indexed_tenant, settings_env):
-    breaker = pytest.importorskip("harvey.breaker", reason="circuit breakers (harvey.breaker) not merged yet")
     from functions_framework import create_app
+    from harvey.store import breaker
 
     _, key = indexed_tenant
     http = create_app("generate", "functions/generate/main.py").test_client()

@@ -8,8 +8,9 @@ import uuid
 import pytest
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
-from harvey import db, feedback, runs
-from harvey.pipeline import GenerateInput
+from harvey.drafting import runs
+from harvey.drafting.pipeline import GenerateInput
+from harvey.store import db, feedback
 
 DOCUMENT = "# Petição\n\nO autor pede indenização [1].\n"
 

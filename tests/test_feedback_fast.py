@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from harvey import db, events, metrics, tenants
+from harvey import events, metrics
+from harvey.store import db, tenants
 
 from tests.support.event_sink import Sink
 from tests.test_feedback import DOCUMENT, client, finished_run, post, rows  # noqa: F401 - `client` is a fixture

@@ -7,8 +7,9 @@ import uuid
 
 import pytest
 from click.testing import CliRunner
-from harvey import db, feedback, golden, maintenance, tenants
 from harvey.cli import main
+from harvey.ops import golden, tasks
+from harvey.store import db, feedback, tenants
 
 from tests.test_generate_http import VALID
 
@@ -17,7 +18,7 @@ from tests.test_generate_http import VALID
 def drafted(demo_docs):
     """A tenant with a few documents and one run made through the generate function."""
     from functions_framework import create_app
-    from harvey.ingest import ingest
+    from harvey.search.ingest import ingest
 
     tenant, key = tenants.create(f"golden-{uuid.uuid4().hex[:8]}")
     wanted = {"CDC:art6", "CDC:art14", "CDC:art42", "CC:art186", "CPC:art319"}
@@ -78,12 +79,12 @@ def test_golden_add_needs_a_correction_then_eval_replays_it(drafted):
     again = runner.invoke(main, ["golden", "add", "--run", run["run_id"], "--tenant", tenant.name])
     assert json.loads(again.stdout)["id"] == case["id"]  # refreshed, not duplicated
 
-    result = maintenance.run("golden_eval", maintenance.Params(tenant=tenant))
+    result = tasks.run("golden_eval", tasks.Params(tenant=tenant))
     assert result["cases"] == 1 and result["failed"] == 0
     assert 0 <= result["mean_faithfulness"] <= 1 and result["mean_text_f1"] > 0.5
     stored = db.one("SELECT * FROM golden_runs WHERE eval_id = CAST(:e AS uuid)", e=result["eval_id"])
     assert stored["status"] == "succeeded" and str(stored["case_id"]) == case["id"]
-    assert maintenance.run("golden_eval", maintenance.Params(tenant=tenant, dry_run=True))["cases"] == 1
+    assert tasks.run("golden_eval", tasks.Params(tenant=tenant, dry_run=True))["cases"] == 1
 
 
 def test_golden_add_refuses_unknown_and_foreign_runs(drafted, make_tenant):

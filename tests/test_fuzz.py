@@ -233,8 +233,9 @@ class World:
 @pytest.fixture(scope="module")
 def world(harvey_env):
     from functions_framework import create_app
-    from harvey import feedback, runs, tenants
     from harvey.config import get_settings
+    from harvey.drafting import runs
+    from harvey.store import feedback, tenants
 
     previous = os.environ.get("HARVEY_EVENTS_AUTH")
     os.environ["HARVEY_EVENTS_AUTH"] = "none"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from harvey import audit, db, tenants
+from harvey.store import audit, db, tenants
 
 from tests.support.fake_openai import FakeOpenAI
 
@@ -82,7 +82,7 @@ def test_generate_returns_a_cited_draft_and_one_audit_row(client, indexed_tenant
 
 
 def _document_text(tenant_id: str, document_id: str) -> str:
-    from harvey.ingest import read_path
+    from harvey.search.ingest import read_path
 
     from tests.conftest import DEMO_CORPUS
 
@@ -209,8 +209,8 @@ def test_postgres_unreachable_is_503_with_retry_after(client, indexed_tenant, se
 
 
 def test_qdrant_unreachable_is_503_and_audited(client, indexed_tenant, settings_env, monkeypatch):
-    from harvey import retrieval
     from harvey.config import get_settings
+    from harvey.search import retrieval
 
     tenant, key = indexed_tenant
     settings_env(QDRANT_URL="http://127.0.0.1:1")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from harvey.drafting.judge import Judging, from_settings
 from harvey.evaluation.faithfulness import command
 from harvey.faithfulness import assess
 
@@ -38,7 +39,7 @@ def judge_server(settings_env):
 
 
 def test_the_judge_verdict_decides_and_the_screen_verdict_is_kept(judge_server):
-    report = assess(DRAFT, SOURCES, judge_model="openai/judge")
+    report = assess(DRAFT, SOURCES, Judging("openai/judge"))
     extra_word, spread = report["sentences"]
     assert extra_word["screen"] is True
     assert extra_word["judge"]["supported"] is False and "uteis" in extra_word["judge"]["reason"].replace("ú", "u")
@@ -52,13 +53,13 @@ def test_the_judge_verdict_decides_and_the_screen_verdict_is_kept(judge_server):
 
 def test_harvey_judge_model_setting_turns_the_judge_on(judge_server, settings_env):
     settings_env(HARVEY_JUDGE_MODEL="openai/judge")
-    report = assess(DRAFT, SOURCES)
+    report = assess(DRAFT, SOURCES, from_settings())
     assert report["judge"]["answered"] == 2
     assert judge_server.models_called() == ["judge", "judge"]
 
 
 def test_a_malformed_answer_keeps_the_screen_verdict_and_says_so(judge_server):
-    report = assess(DRAFT, SOURCES, judge_model="openai/judge-garbled")
+    report = assess(DRAFT, SOURCES, Judging("openai/judge-garbled"))
     for sentence in report["sentences"]:
         assert sentence["supported"] == sentence["screen"]
         assert sentence["judge"]["fallback"] == "screen" and "malformed verdict" in sentence["judge"]["error"]
@@ -67,7 +68,7 @@ def test_a_malformed_answer_keeps_the_screen_verdict_and_says_so(judge_server):
 
 def test_a_judge_that_times_out_costs_one_timeout_per_report(judge_server):
     started = time.monotonic()
-    report = assess(DRAFT, SOURCES, judge_model="openai/slow-judge")
+    report = assess(DRAFT, SOURCES, Judging("openai/slow-judge"))
     assert time.monotonic() - started < 3.5
     assert judge_server.models_called() == ["slow-judge"]  # the second sentence is not sent after the timeout
     assert [s["supported"] for s in report["sentences"]] == [s["screen"] for s in report["sentences"]]
@@ -78,7 +79,7 @@ def test_a_judge_that_times_out_costs_one_timeout_per_report(judge_server):
 def test_personal_data_is_pseudonymised_before_it_reaches_the_judge(judge_server):
     source = "O contrato foi assinado por João Carlos da Silva, CPF 123.456.789-09, em São Paulo."
     claim = "João Carlos da Silva, CPF 123.456.789-09, assinou o contrato em São Paulo [1]."
-    report = assess(claim, {1: source}, judge_model="openai/judge")
+    report = assess(claim, {1: source}, Judging("openai/judge"))
     sent = json.dumps(judge_server.requests[-1], ensure_ascii=False)
     assert "123.456.789-09" not in sent and "João Carlos" not in sent
     assert report["judge"]["answered"] == 1

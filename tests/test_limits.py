@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
-from harvey import audit, cache, db, limits, tenants
-from harvey.tenants import Tenant
+from harvey.store import audit, db, kvstore, limits, tenants
+from harvey.store.tenants import Tenant
 
 from tests.support.redis_server import PrivateRedis
 
@@ -24,10 +24,10 @@ VALID = {"doc_type": "parecer", "task": "Prazo para reclamar de vício de produt
 
 @pytest.fixture(autouse=True)
 def fresh_state():
-    cache.reset()
+    kvstore.reset()
     limits.reset_local()
     yield
-    cache.reset()
+    kvstore.reset()
     limits.reset_local()
 
 
@@ -61,10 +61,10 @@ def test_bucket_lives_in_redis_with_a_ttl_and_is_shared_by_processes():
     tenant = _tenant(rpm=2)
     limits.admit(tenant)
     limits.admit(tenant)
-    ttl = cache.client().pttl(f"harvey:ratelimit:{tenant.id}")
+    ttl = kvstore.client().pttl(f"harvey:ratelimit:{tenant.id}")
     assert 0 < ttl <= 61000
     code = (
-        "import sys; from harvey import limits; from harvey.tenants import Tenant\n"
+        "import sys; from harvey.store import limits; from harvey.store.tenants import Tenant\n"
         f"t = Tenant({tenant.id!r}, 't', requests_per_minute=2)\n"
         "try:\n    limits.admit(t)\nexcept limits.RateLimited as e:\n    sys.exit(3)\n"
     )
@@ -90,7 +90,7 @@ def test_no_limit_admits_everything():
 def test_dead_redis_falls_back_to_a_per_process_bucket(settings_env):
     redis = PrivateRedis()
     settings_env(REDIS_URL=redis.url)
-    cache.reset()
+    kvstore.reset()
     redis.kill()
     tenant = _tenant(rpm=2)
     limits.admit(tenant)
@@ -102,7 +102,7 @@ def test_hung_redis_costs_one_timeout_then_the_local_bucket_answers(settings_env
     redis = PrivateRedis()
     try:
         settings_env(REDIS_URL=redis.url, HARVEY_BREAKER_OPEN_S="30")
-        cache.reset()
+        kvstore.reset()
         tenant = _tenant(rpm=100)
         limits.admit(tenant)
         redis.hang()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from harvey import llm, prompts
+from harvey.drafting import llm, prompts
 
 from tests.support.fake_openai import FakeOpenAI
 

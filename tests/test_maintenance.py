@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
-from harvey import audit, db, feedback, maintenance
+from harvey.ops import tasks
+from harvey.store import audit, db, feedback
 
 YEAR = 365.25
 
@@ -55,8 +56,8 @@ def count(table: str, tenant_id: str) -> int:
     return db.one(f"SELECT count(*) AS n FROM {table} WHERE tenant_id = CAST(:t AS uuid)", t=tenant_id)["n"]
 
 
-def scoped(tenant, **kwargs) -> maintenance.Params:
-    return maintenance.Params(tenant=tenant, **kwargs)
+def scoped(tenant, **kwargs) -> tasks.Params:
+    return tasks.Params(tenant=tenant, **kwargs)
 
 
 def test_retention_prunes_a_prefix_keeps_the_young_and_the_chain_verifies(make_tenant):
@@ -67,12 +68,12 @@ def test_retention_prunes_a_prefix_keeps_the_young_and_the_chain_verifies(make_t
     feedback.record(tenant.id, {"run_id": young_run, "rating": 1})
     temp_rows(tenant.id, [31, 45, 29, 1])
 
-    dry = maintenance.run("retention", scoped(tenant, dry_run=True))
+    dry = tasks.run("retention", scoped(tenant, dry_run=True))
     assert dry["would_delete"] == {"audit_rows": 3, "audit_tenants": 1, "feedback": 1, "temp_data": 2,
                                    "event_ledger": 0}  # fmt: skip
     assert count("run_audit", tenant.id) == 6 and count("temp_data", tenant.id) == 4
 
-    result = maintenance.run("retention", scoped(tenant))
+    result = tasks.run("retention", scoped(tenant))
     assert result["audit_rows_deleted"] == 3 and result["feedback_deleted"] == 1
     assert result["temp_data_deleted"] == 2 and result["complete"] is True
     left = db.query("SELECT seq FROM run_audit WHERE tenant_id = CAST(:t AS uuid) ORDER BY seq", t=tenant.id)
@@ -85,7 +86,7 @@ def test_retention_prunes_a_prefix_keeps_the_young_and_the_chain_verifies(make_t
     kept = db.query("SELECT run_id FROM feedback_events WHERE tenant_id = CAST(:t AS uuid)", t=tenant.id)
     assert [f["run_id"] for f in kept] == [uuid.UUID(young_run)]
 
-    again = maintenance.run("retention", scoped(tenant))  # idempotent: nothing left to do
+    again = tasks.run("retention", scoped(tenant))  # idempotent: nothing left to do
     assert again["audit_rows_deleted"] == 0 and again["temp_data_deleted"] == 0
     audit.write(audit.RunRecord(run_id=str(uuid.uuid4()), tenant_id=tenant.id, task="t", prompt_version="t",
                                 input_hash="b" * 64, started_at=datetime.now(UTC), ended_at=datetime.now(UTC),
@@ -96,7 +97,7 @@ def test_retention_prunes_a_prefix_keeps_the_young_and_the_chain_verifies(make_t
 def test_pruning_everything_leaves_a_checkpoint_new_rows_continue(make_tenant):
     tenant, _ = make_tenant()
     rows = write_chain(tenant.id, [8 * YEAR, 7.5 * YEAR])
-    maintenance.run("retention", scoped(tenant))
+    tasks.run("retention", scoped(tenant))
     assert count("run_audit", tenant.id) == 0
     now = datetime.now(UTC)
     new = audit.write(
@@ -112,7 +113,7 @@ def test_keep_policy_keeps_feedback_of_pruned_runs(make_tenant):
     (row,) = write_chain(tenant.id, [8 * YEAR])
     feedback.record(tenant.id, {"run_id": str(row["run_id"]), "rating": 0})
     db.query("UPDATE tenants SET feedback_retention = 'keep' WHERE id = CAST(:t AS uuid)", t=tenant.id)
-    result = maintenance.run("retention", scoped(tenant))
+    result = tasks.run("retention", scoped(tenant))
     assert result["audit_rows_deleted"] == 1 and result["feedback_deleted"] == 0
     assert count("feedback_events", tenant.id) == 1
 
@@ -121,7 +122,7 @@ def test_a_tampered_old_row_is_caught_and_never_pruned_away(make_tenant):
     tenant, _ = make_tenant()
     rows = write_chain(tenant.id, [9 * YEAR, 8 * YEAR, 7.5 * YEAR, 1])
     db.query("UPDATE run_audit SET task = 'forjado' WHERE run_id = CAST(:r AS uuid)", r=str(rows[1]["run_id"]))
-    result = maintenance.run("retention", scoped(tenant))
+    result = tasks.run("retention", scoped(tenant))
     assert result["audit_rows_deleted"] == 1  # only the intact row before the tampered one
     assert result["blocked"] == [{"tenant_id": tenant.id, "seq": 2, "problem": "altered"}]
     report = audit.verify(tenant.id)
@@ -136,7 +137,7 @@ def test_a_hole_in_the_chain_is_never_pruned_over(make_tenant):
     tenant, _ = make_tenant()
     rows = write_chain(tenant.id, [9 * YEAR, 8 * YEAR, 7.5 * YEAR])
     db.query("DELETE FROM run_audit WHERE run_id = CAST(:r AS uuid)", r=str(rows[0]["run_id"]))
-    result = maintenance.run("retention", scoped(tenant))
+    result = tasks.run("retention", scoped(tenant))
     assert result["audit_rows_deleted"] == 0
     assert result["blocked"] == [{"tenant_id": tenant.id, "seq": 1, "problem": "missing"}]
 
@@ -149,10 +150,10 @@ def test_verify_audit_reports_a_broken_chain_as_event_and_metric(make_tenant, si
     write_chain(good.id, [2, 1])
     rows = write_chain(bad.id, [3, 2, 1])
     settings_env(K_SINK=sink.url)
-    clean = maintenance.run("verify_audit", maintenance.Params(tenant=good))
+    clean = tasks.run("verify_audit", tasks.Params(tenant=good))
     assert clean["ok"] is True and clean["rows_checked"] == 2
     db.query("UPDATE run_audit SET success = false WHERE run_id = CAST(:r AS uuid)", r=str(rows[1]["run_id"]))
-    result = maintenance.run("verify_audit", maintenance.Params())
+    result = tasks.run("verify_audit", tasks.Params())
     assert result["ok"] is False
     (broken,) = [b for b in result["broken"] if b["tenant_id"] == bad.id]
     assert broken["problems"][0]["problem"] == "altered"
@@ -161,25 +162,25 @@ def test_verify_audit_reports_a_broken_chain_as_event_and_metric(make_tenant, si
     assert "harvey_audit_chain_broken 1.0" in generate_latest(REGISTRY).decode()
     db.query("DELETE FROM run_audit WHERE tenant_id = CAST(:t AS uuid)", t=bad.id)  # leave a clean database
     db.query("DELETE FROM maintenance_status WHERE task = 'verify_audit'")
-    maintenance._chain_broken[0] = 0
+    tasks._chain_broken[0] = 0
 
 
 def test_reindex_runs_concurrently_outside_a_transaction():
-    result = maintenance.run("reindex", maintenance.Params())
+    result = tasks.run("reindex", tasks.Params())
     assert result["tables"] == ["run_audit", "audit_checkpoints", "feedback_events"]
     assert "run_audit_tenant_created" in result["indexes"]
 
 
 def test_unknown_task_and_bad_params_are_task_errors():
-    with pytest.raises(maintenance.TaskError) as caught:
-        maintenance.run("defrag", maintenance.Params())
+    with pytest.raises(tasks.TaskError) as caught:
+        tasks.run("defrag", tasks.Params())
     assert caught.value.field == "task"
     for data, field in [({"task": "retention", "dry_run": "yes"}, "dry_run"),
                         ({"task": "retention", "budget_s": 0}, "budget_s"),
                         ({"task": "retention", "tenant": "no-such-firm"}, "tenant"),
                         ({"task": "retention", "colour": 1}, "colour")]:  # fmt: skip
-        with pytest.raises(maintenance.TaskError) as caught:
-            maintenance.params_from(data)
+        with pytest.raises(tasks.TaskError) as caught:
+            tasks.params_from(data)
         assert caught.value.field == field
 
 
@@ -232,11 +233,10 @@ def test_ping_runs_the_task_once_however_often_delivered(client, make_tenant, mo
 
 
 def test_a_delivery_while_another_holds_the_event_is_409(client, make_tenant):
-    from harvey import cloudevents_in
+    from harvey.store import ledger
 
     event = ping({"task": "verify_audit"})
-    inbound = cloudevents_in.Inbound(event["type"], event["source"], event["id"], event.data)
-    assert cloudevents_in.claim(inbound, 600).state == "new"
+    assert ledger.claim(ledger.EventKey(event["source"], event["id"], event["type"]), 600).state == "new"
     assert deliver(client, event).status_code == 409
     db.query(
         "UPDATE event_ledger SET lease_until = now() - interval '1 second' WHERE event_id = :id",
@@ -267,7 +267,7 @@ def test_last_success_is_stored_and_exported_by_a_fresh_process(client):
     response = deliver(client, ping({"task": "reindex", "dry_run": False}))
     assert response.status_code == 200
     stored = db.one("SELECT last_success_at FROM maintenance_status WHERE task = 'reindex'")
-    maintenance._seen.clear()  # what a new pod knows: nothing in memory
+    tasks._seen.clear()  # what a new pod knows: nothing in memory
     exposition = client.get("/metrics").get_data(as_text=True)
     wanted = 'harvey_maintenance_last_success_timestamp_seconds{task="reindex"}'
     line = next(x for x in exposition.splitlines() if x.startswith(wanted))
@@ -279,7 +279,7 @@ def test_dry_run_changes_nothing_and_is_not_a_success(make_tenant):
     tenant, _ = make_tenant()
     temp_rows(tenant.id, [40])
     db.query("DELETE FROM maintenance_status WHERE task = 'retention'")
-    result = maintenance.run("retention", scoped(tenant, dry_run=True))
+    result = tasks.run("retention", scoped(tenant, dry_run=True))
     assert result["would_delete"]["temp_data"] == 1 and count("temp_data", tenant.id) == 1
     assert db.one("SELECT 1 AS x FROM maintenance_status WHERE task = 'retention'") is None
 
@@ -296,18 +296,18 @@ def test_cli_run_prints_json_and_rejects_unknown_tasks(make_tenant):
 
 
 def test_purge_document_removes_chunks_audits_and_bumps_the_cache(make_tenant, demo_docs):
-    from harvey import cache
-    from harvey.ingest import ingest
-    from harvey.retrieval import open_index
+    from harvey.search.ingest import ingest
+    from harvey.search.retrieval import open_index
+    from harvey.store import kvstore
 
     tenant, _ = make_tenant()
     ingest(tenant.id, [d for d in demo_docs if d.document_id in ("CDC:art42", "CC:art186")])
     index = open_index()
     before = index.count(tenant.id)
-    r = cache.client()
+    r = kvstore.client()
     generation = int(r.get(f"harvey:gen:{tenant.id}") or 0)
-    params = maintenance.Params(tenant=tenant, document_id="CDC:art42")
-    result = maintenance.run("purge_document", params)
+    params = tasks.Params(tenant=tenant, document_id="CDC:art42")
+    result = tasks.run("purge_document", params)
     assert result["status"] == "purged" and 0 < result["chunk_count"] == before - index.count(tenant.id)
     document = db.one(
         "SELECT status FROM documents WHERE tenant_id = CAST(:t AS uuid) AND document_id = 'CDC:art42'",
@@ -317,19 +317,19 @@ def test_purge_document_removes_chunks_audits_and_bumps_the_cache(make_tenant, d
     row = audit.get(tenant.id, result["audit_run_id"])
     assert row["task"] == "maintenance:purge_document" and audit.verify(tenant.id).ok
     assert int(r.get(f"harvey:gen:{tenant.id}")) == generation + 1
-    again = maintenance.run("purge_document", params)  # idempotent: no second audit row
+    again = tasks.run("purge_document", params)  # idempotent: no second audit row
     assert again["already_purged"] is True
     assert count("run_audit", tenant.id) == 1
-    with pytest.raises(maintenance.TaskError):
-        maintenance.run("purge_document", maintenance.Params(tenant=tenant, document_id="nope"))
+    with pytest.raises(tasks.TaskError):
+        tasks.run("purge_document", tasks.Params(tenant=tenant, document_id="nope"))
 
 
 def test_only_all_tenant_runs_count_as_the_last_success(make_tenant):
     tenant, _ = make_tenant()
     db.query("DELETE FROM maintenance_status WHERE task = 'verify_audit'")
-    maintenance.run("verify_audit", scoped(tenant))
+    tasks.run("verify_audit", scoped(tenant))
     assert db.one("SELECT 1 AS x FROM maintenance_status WHERE task = 'verify_audit'") is None
-    maintenance.run("verify_audit", maintenance.Params())
+    tasks.run("verify_audit", tasks.Params())
     stored = db.one("SELECT last_result FROM maintenance_status WHERE task = 'verify_audit'")
     assert stored["last_result"]["tenants_checked"] >= 1  # other tests leave broken chains: ok may be false
 
@@ -337,4 +337,4 @@ def test_only_all_tenant_runs_count_as_the_last_success(make_tenant):
 def test_the_cli_offers_every_maintenance_task():
     from harvey.cli.maintenance import TASK_NAMES
 
-    assert set(TASK_NAMES) == set(maintenance.TASKS)
+    assert set(TASK_NAMES) == set(tasks.TASKS)

@@ -11,7 +11,8 @@ import threading
 import time
 import uuid
 
-from harvey import audit, db, feedback, maintenance, retention
+from harvey.ops import retention, tasks
+from harvey.store import audit, db, feedback
 
 from tests.conftest import pg_ctl
 from tests.test_maintenance import YEAR, write_chain
@@ -20,7 +21,7 @@ OLD, YOUNG, OLD_TEMP, YOUNG_TEMP = 1500, 5, 20000, 100
 
 
 def test_restart_mid_batch_loses_nothing_and_repeats_nothing(private_pg, monkeypatch):
-    from harvey import tenants
+    from harvey.store import tenants
 
     monkeypatch.setattr(retention, "AUDIT_BATCH", 20)
     monkeypatch.setattr(retention, "BATCH", 200)
@@ -40,7 +41,7 @@ def test_restart_mid_batch_loses_nothing_and_repeats_nothing(private_pg, monkeyp
 
     def prune() -> None:
         try:
-            maintenance.run("retention", maintenance.Params())
+            tasks.run("retention", tasks.Params())
         except BaseException as exc:  # noqa: BLE001 - the crash is the point
             failure.append(exc)
         finally:
@@ -66,7 +67,7 @@ def test_restart_mid_batch_loses_nothing_and_repeats_nothing(private_pg, monkeyp
     assert [r["seq"] for r in remaining] == list(range(cut + 1, OLD + YOUNG + 1))
     assert audit.verify(tenant.id).ok
 
-    result = maintenance.run("retention", maintenance.Params())
+    result = tasks.run("retention", tasks.Params())
     assert result["complete"] and result["audit_rows_deleted"] == OLD - cut  # nothing pruned twice
     left = db.query("SELECT seq FROM run_audit WHERE tenant_id = CAST(:t AS uuid) ORDER BY seq", t=tenant.id)
     assert [r["seq"] for r in left] == list(range(OLD + 1, OLD + YOUNG + 1))

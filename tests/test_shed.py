@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 from flask import Flask, Response, request
-from harvey import http
+from harvey.edge import http
 from werkzeug.serving import make_server
 
 

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from harvey import audit, db, tenants
+from harvey.store import audit, db, tenants
 
 
 def _record(tenant_id: str, **overrides) -> audit.RunRecord:

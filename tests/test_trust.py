@@ -17,8 +17,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
-from harvey import audit, db, runs
-from harvey.pipeline import GenerateInput
+from harvey.drafting import runs
+from harvey.drafting.pipeline import GenerateInput
+from harvey.store import audit, db
 
 from tests.test_generate_http import VALID
 
@@ -342,7 +343,7 @@ def json_log():
 def test_an_unexpected_error_is_json_without_internals_and_its_log_is_redacted(
     apps, make_tenant, monkeypatch, json_log
 ):
-    from harvey import feedback
+    from harvey.store import feedback
 
     def explode(*args, **kwargs):
         raise RuntimeError("boom for 123.456.789-09 at /srv/app/secret.py, partial 123.456.78")

@@ -6,8 +6,8 @@ import os
 import uuid
 
 import pytest
-from harvey.analyzer import SparseVector
-from harvey.vectorstore import FusionParams, StoredPoint, StoreUnavailable, open_store
+from harvey.search.analyzer import SparseVector
+from harvey.search.vectorstore import FusionParams, StoredPoint, StoreUnavailable, open_store
 
 DIM = 4
 FUSION = FusionParams(rrf_k=60, candidates=20)
@@ -20,7 +20,7 @@ def store(request, tmp_path):
     if request.param == "edge":
         made = open_store(collection, DIM, path=tmp_path)
     elif request.param == "client-local":
-        from harvey.vectorstore.server import ServerStore
+        from harvey.search.vectorstore.server import ServerStore
         from qdrant_client import QdrantClient
 
         made = ServerStore(collection, DIM, client=QdrantClient(location=":memory:"))

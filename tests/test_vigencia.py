@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from harvey import citations, vigencia
-from harvey.chunking import chunk_document
+from harvey.drafting import references
+from harvey.search import vigencia
+from harvey.search.chunking import chunk_document
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vigencia" / "articles.jsonl"
 
@@ -98,10 +99,10 @@ def test_abnt_reference_says_which_law_gave_the_wording_and_which_appeal_questio
         "metadata": art3.metadata,
         **vigencia.citation_fields(art3.text, art3.metadata),
     }
-    assert citations.reference(row).startswith("[1] CC, art. 3º, com redação dada pela Lei nº 13.146/2015. BRASIL.")
+    assert references.reference(row).startswith("[1] CC, art. 3º, com redação dada pela Lei nº 13.146/2015. BRASIL.")
     (art1790,) = _chunks(articles["CC:art1790"])
     row = {**row, "n": 2, "label": art1790.label, **vigencia.citation_fields(art1790.text, art1790.metadata)}
-    assert "(questionado no STF: RE 646.721; RE 878.694)" in citations.reference(row)
+    assert "(questionado no STF: RE 646.721; RE 878.694)" in references.reference(row)
 
 
 def test_chunks_indexed_without_recorded_vigencia_are_read_from_their_text(articles):

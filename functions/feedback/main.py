@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import functions_framework
 from flask import Request, Response
-from harvey import feedback as library
-from harvey import http, logs
+from harvey import logs
 from harvey.config import get_settings
-from harvey.eventauth import warn_if_insecure
+from harvey.edge import http
+from harvey.edge.eventauth import warn_if_insecure
+from harvey.store import feedback as library
 from werkzeug.exceptions import HTTPException
 
 logs.setup(get_settings().log_level)
@@ -28,14 +29,14 @@ EVENT_SUBMITTED = "com.harvey.feedback.submitted"
 
 
 def _post(request: Request) -> Response:
-    from harvey import cloudevents_in
+    from harvey.edge import inbound
 
-    if cloudevents_in.is_cloudevent(request):
+    if inbound.is_cloudevent(request):
         event = http.inbound_event(request, (EVENT_SUBMITTED,))
         body = dict(event.data)
         stored = library.record(http.event_tenant(body).id, body, dedupe_key=f"ce:{event.source} {event.id}")
         duplicate = "false" if stored.created else "true"
-        return cloudevents_in.ack(201 if stored.created else 200, feedback_id=stored.id, duplicate=duplicate)
+        return inbound.ack(201 if stored.created else 200, feedback_id=stored.id, duplicate=duplicate)
     tenant = http.bearer_tenant(request)
     body = http.read_json(request, get_settings().max_request_bytes)
     key = http.header(request, "Idempotency-Key")

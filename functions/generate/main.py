@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import functions_framework
 from flask import Request, Response
-from harvey import http, logs, warmup
+from harvey import logs
 from harvey.config import get_settings
-from harvey.eventauth import warn_if_insecure
+from harvey.edge import http, warmup
+from harvey.edge.eventauth import warn_if_insecure
 from werkzeug.exceptions import HTTPException
 
 logs.setup(get_settings().log_level)
@@ -26,13 +27,14 @@ EVENT_REQUESTED = "com.harvey.generate.requested"
 
 
 def _post(request: Request) -> Response:
-    from harvey import cloudevents_in, runs
+    from harvey.drafting import runs
+    from harvey.edge import inbound
 
-    if cloudevents_in.is_cloudevent(request):
+    if inbound.is_cloudevent(request):
         event = http.inbound_event(request, (EVENT_REQUESTED,))
         body = dict(event.data)
         outcome = runs.from_event(http.event_tenant(body), body, event.source, event.id)
-        response = cloudevents_in.ack(
+        response = inbound.ack(
             200, run_id=outcome.run_id, run_status=outcome.status, duplicate=str(outcome.duplicate).lower()
         )
         response.headers["Location"] = f"/runs/{outcome.run_id}"
@@ -48,7 +50,7 @@ def _post(request: Request) -> Response:
 
 
 def _run_status(request: Request, run_id: str) -> Response:
-    from harvey import runs
+    from harvey.drafting import runs
 
     row = runs.get(http.bearer_tenant(request).id, run_id)
     if row is None:
@@ -57,19 +59,19 @@ def _run_status(request: Request, run_id: str) -> Response:
 
 
 def _warm_llm() -> None:
-    from harvey import llm
+    from harvey.drafting import llm
 
     llm.load()
 
 
 def _warm_index() -> None:
-    from harvey.retrieval import open_index
+    from harvey.search.retrieval import open_index
 
     open_index()
 
 
 def _close_stale_runs() -> None:
-    from harvey import runs
+    from harvey.drafting import runs
 
     runs.fail_stale()
 

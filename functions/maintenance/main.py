@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import functions_framework
 from flask import Request, Response
-from harvey import http, logs
-from harvey import maintenance as tasks
+from harvey import logs
 from harvey.config import get_settings
-from harvey.eventauth import warn_if_insecure
+from harvey.edge import http
+from harvey.edge.eventauth import warn_if_insecure
+from harvey.ops import tasks
 from werkzeug.exceptions import HTTPException
 
 logs.setup(get_settings().log_level)
@@ -28,14 +29,14 @@ EVENT_TYPES = ("dev.knative.sources.ping", "com.harvey.maintenance.requested")
 
 
 def _post(request: Request) -> Response:
-    from harvey import cloudevents_in
+    from harvey.edge import inbound
 
-    if not cloudevents_in.is_cloudevent(request):
+    if not inbound.is_cloudevent(request):
         raise http.ApiError(400, "expected a CloudEvent (binary or structured mode)", field="body")
     event = http.inbound_event(request, EVENT_TYPES)
     task, params = tasks.params_from(event.data)
-    duplicate = tasks.run_once(event, task, params)
-    return cloudevents_in.ack(200, task=task, duplicate=str(duplicate).lower())
+    duplicate = tasks.run_once(event.key, task, params)
+    return inbound.ack(200, task=task, duplicate=str(duplicate).lower())
 
 
 ROUTES = http.Routes(("POST", "/", _post))

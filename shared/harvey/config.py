@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     # on every send because the kubelet rotates it.
     events_sink_token_file: Path | None = Field(default=None, alias="HARVEY_EVENTS_SINK_TOKEN_FILE")
 
-    # Event sender authentication (Knative Eventing OIDC, see harvey.eventauth). "none" is for local
+    # Event sender authentication (Knative Eventing OIDC, see harvey.edge.eventauth). "none" is for local
     # development only; with "oidc" and no issuer or audience every event is refused (fail closed).
     events_auth: Literal["oidc", "none"] = Field(default="oidc", alias="HARVEY_EVENTS_AUTH")
     events_oidc_issuer: str | None = Field(default=None, alias="HARVEY_EVENTS_OIDC_ISSUER")

@@ -24,7 +24,7 @@ ANSWER = (
 
 
 def judge_answer(model: str, prompt: str) -> str:
-    """A faithfulness judge (harvey.judge prompt layout): "supported" when every word of the claim after
+    """A faithfulness judge (harvey.drafting.judge prompt layout): "supported" when every word of the claim after
     AFIRMAÇÃO: occurs in the FONTES: text, else "unsupported"; `judge-garbled*` answers prose instead."""
     if model.startswith("judge-garbled"):
         return "Acho que a afirmação está correta, mas depende."

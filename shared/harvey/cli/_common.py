@@ -22,9 +22,9 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from harvey import logs
         from harvey.config import get_settings
-        from harvey.db import DatabaseUnavailable
-        from harvey.ingest import IngestError
-        from harvey.tenants import TenantExists, UnknownTenant
+        from harvey.search.ingest import IngestError
+        from harvey.store.db import DatabaseUnavailable
+        from harvey.store.tenants import TenantExists, UnknownTenant
 
         logs.setup(get_settings().log_level, stream=sys.stderr)
         try:

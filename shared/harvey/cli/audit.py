@@ -20,8 +20,8 @@ def audit() -> None:
 @friendly_errors
 def show(run_id: str, tenant_name: str) -> None:
     """Print one run's audit row as JSON (faithfulness report, sources used, trace…)."""
-    from harvey import audit as trail
-    from harvey import tenants
+    from harvey.store import audit as trail
+    from harvey.store import tenants
 
     row = trail.get(tenants.by_name(tenant_name).id, run_id)
     if row is None:
@@ -45,8 +45,8 @@ def show(run_id: str, tenant_name: str) -> None:
 def verify(tenant_name: str | None, all_tenants: bool, anchor_texts: tuple[str, ...], as_json: bool) -> None:
     """Recompute the hash chain; exit 1 and list every altered, missing or re-linked row, and every
     --anchor whose row is gone or differs."""
-    from harvey import audit as trail
-    from harvey import db, tenants
+    from harvey.store import audit as trail
+    from harvey.store import db, tenants
 
     if bool(tenant_name) == all_tenants:
         raise click.UsageError("give exactly one of --tenant NAME or --all")

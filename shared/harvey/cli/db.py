@@ -16,7 +16,7 @@ def db() -> None:
 @friendly_errors
 def migrate() -> None:
     """Apply pending migrations (idempotent; safe to run from several pods at once)."""
-    from harvey import db as database
+    from harvey.store import db as database
 
     applied = database.migrate()
     click.echo(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
@@ -27,7 +27,7 @@ def migrate() -> None:
 @friendly_errors
 def status(as_json: bool) -> None:
     """List applied and pending migrations."""
-    from harvey import db as database
+    from harvey.store import db as database
 
     result = database.status()
     if as_json:

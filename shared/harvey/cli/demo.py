@@ -40,10 +40,11 @@ DRAFTS: list[dict[str, Any]] = [
 def demo(corpus: Path) -> None:
     """Ingest the demo corpus, create a tenant, draft a petição inicial and a parecer,
     and print each draft with its citations, reports, run_id and audit row."""
-    from harvey import audit, db, pipeline, tenants
     from harvey.cli.generate import render
     from harvey.config import get_settings
-    from harvey.ingest import ingest, read_path
+    from harvey.drafting import pipeline
+    from harvey.search.ingest import ingest, read_path
+    from harvey.store import audit, db, tenants
 
     settings = get_settings()
     click.secho("== 1. Database", bold=True)
@@ -82,8 +83,8 @@ def demo(corpus: Path) -> None:
     click.echo(f"{report.rows_checked} rows checked, chain {'OK' if report.ok else 'BROKEN'}")
 
     click.secho(f"== {len(DRAFTS) + 5}. Feedback on the petição", bold=True)
-    from harvey import feedback
     from harvey.cli._common import echo_json
+    from harvey.store import feedback
 
     peticao = db.one(
         "SELECT run_id FROM run_audit WHERE tenant_id = CAST(:t AS uuid) AND doc_type = 'peticao_inicial' "
@@ -101,7 +102,7 @@ def demo(corpus: Path) -> None:
     echo_json(feedback.summary(owner.id, str(peticao["run_id"])))
 
     click.secho(f"== {len(DRAFTS) + 6}. Maintenance: retention and verify_audit", bold=True)
-    from harvey import maintenance
+    from harvey.ops import tasks
 
     for task in ("retention", "verify_audit"):
-        echo_json(maintenance.run(task, maintenance.Params()))
+        echo_json(tasks.run(task, tasks.Params()))

@@ -20,8 +20,8 @@ def feedback() -> None:
 @friendly_errors
 def summary(run_id: str, tenant_name: str) -> None:
     """Count, mean rating, error labels and missing sources of one run."""
-    from harvey import feedback as library
-    from harvey import tenants
+    from harvey.store import feedback as library
+    from harvey.store import tenants
 
     try:
         echo_json(library.summary(tenants.by_name(tenant_name).id, run_id))
@@ -35,8 +35,8 @@ def summary(run_id: str, tenant_name: str) -> None:
 @friendly_errors
 def analytics(tenant_name: str, since: str | None) -> None:
     """Per doc type: counts, mean rating, top error labels, top missing sources."""
-    from harvey import feedback as library
-    from harvey import tenants
+    from harvey.store import feedback as library
+    from harvey.store import tenants
 
     echo_json(library.analytics(tenants.by_name(tenant_name).id, library.parse_since(since)))
 
@@ -49,8 +49,8 @@ def analytics(tenant_name: str, since: str | None) -> None:
 @friendly_errors
 def add(run_id: str, tenant_name: str, body_json: str) -> None:
     """Record one feedback row, validated exactly as the feedback function does."""
-    from harvey import feedback as library
-    from harvey import tenants
+    from harvey.store import feedback as library
+    from harvey.store import tenants
 
     try:
         body = json.loads(body_json)

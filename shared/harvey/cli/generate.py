@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 
-from harvey import vigencia
 from harvey.cli._common import echo_json, friendly_errors
-from harvey.prompts import DOC_TYPES
+from harvey.drafting.prompts import DOC_TYPES
+from harvey.search import vigencia
 
 
 def render(result: dict[str, Any]) -> str:
@@ -70,7 +70,8 @@ def generate(
     as_json: bool,
 ) -> None:
     """Draft a document grounded in the tenant's corpus, audited like an HTTP run."""
-    from harvey import pipeline, tenants
+    from harvey.drafting import pipeline
+    from harvey.store import tenants
 
     parsed_parties = {}
     for item in parties:

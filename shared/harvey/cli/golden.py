@@ -18,8 +18,8 @@ def golden() -> None:
 @friendly_errors
 def add(run_id: str, tenant_name: str) -> None:
     """Create (or refresh) the case for a run and print it."""
-    from harvey import golden as dataset
-    from harvey import tenants
+    from harvey.ops import golden as dataset
+    from harvey.store import tenants
 
     echo_json(dataset.add(tenants.by_name(tenant_name), run_id))
 
@@ -29,8 +29,8 @@ def add(run_id: str, tenant_name: str) -> None:
 @friendly_errors
 def list_cases(tenant_name: str | None) -> None:
     """Print the cases (without their requests, which may hold personal data)."""
-    from harvey import golden as dataset
-    from harvey import tenants
+    from harvey.ops import golden as dataset
+    from harvey.store import tenants
 
     tenant_id = tenants.by_name(tenant_name).id if tenant_name else None
     echo_json([{k: v for k, v in case.items() if k != "request"} for case in dataset.cases(tenant_id)])

@@ -20,9 +20,9 @@ def ingest(path: Path, tenant_name: str, as_json: bool) -> None:
 
     Re-ingesting unchanged content is a no-op; changed content replaces the old chunks.
     """
-    from harvey import tenants
-    from harvey.ingest import ingest as run_ingest
-    from harvey.ingest import read_path
+    from harvey.search.ingest import ingest as run_ingest
+    from harvey.search.ingest import read_path
+    from harvey.store import tenants
 
     owner = tenants.by_name(tenant_name)
     docs = list(read_path(path))

@@ -24,7 +24,7 @@ def maintenance() -> None:
 @friendly_errors
 def run(task: str, dry_run: bool, tenant_name: str | None, document_id: str | None, budget_s: float) -> None:
     """Run TASK once and print its JSON result (the same as the function's)."""
-    from harvey import maintenance as tasks
+    from harvey.ops import tasks
 
     _, params = tasks.params_from({"task": task, "dry_run": dry_run, "tenant": tenant_name,
                                    "document_id": document_id, "budget_s": budget_s})  # fmt: skip
@@ -35,7 +35,7 @@ def run(task: str, dry_run: bool, tenant_name: str | None, document_id: str | No
 @friendly_errors
 def status() -> None:
     """Last success, last failure and last result of every task (as stored in PostgreSQL)."""
-    from harvey import maintenance as tasks
+    from harvey.ops import tasks
 
     echo_json(tasks.status())
 
@@ -46,7 +46,7 @@ def status() -> None:
 @friendly_errors
 def feedback_policy(tenant_name: str, policy: str) -> None:
     """Whether retention deletes a tenant's feedback with the run it is about, or keeps it."""
-    from harvey import db, tenants
+    from harvey.store import db, tenants
 
     tenant = tenants.by_name(tenant_name)
     db.query("UPDATE tenants SET feedback_retention = :p WHERE id = CAST(:t AS uuid)", p=policy, t=tenant.id)

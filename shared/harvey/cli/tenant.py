@@ -18,7 +18,7 @@ def tenant() -> None:
 @friendly_errors
 def create(name: str, as_json: bool) -> None:
     """Create tenant NAME and print its API key — once: only a hash is stored."""
-    from harvey import tenants
+    from harvey.store import tenants
 
     created, api_key = tenants.create(name)
     if as_json:
@@ -34,7 +34,7 @@ def create(name: str, as_json: bool) -> None:
 @friendly_errors
 def rotate_key(name: str, as_json: bool) -> None:
     """Revoke every key of NAME and print a new one (shown once)."""
-    from harvey import tenants
+    from harvey.store import tenants
 
     api_key = tenants.rotate_key(name)
     if as_json:
@@ -59,7 +59,7 @@ def rotate_key(name: str, as_json: bool) -> None:
 @friendly_errors
 def flags(name: str, logs_only: bool | None, force_fallback: bool | None, as_json: bool) -> None:
     """Show or change NAME's feature flags; read on every request, no redeploy needed."""
-    from harvey import tenants
+    from harvey.store import tenants
 
     if logs_only is None and force_fallback is None:
         current = tenants.by_name(name)
@@ -102,7 +102,7 @@ def limits(name: str, rpm: int | None, budget: float | None, clear: bool, as_jso
 
         harvey tenant limits firma-x --requests-per-minute 60 --monthly-budget-usd 200
     """
-    from harvey import audit, tenants
+    from harvey.store import audit, tenants
 
     if clear or rpm is not None or budget is not None:
         current = tenants.set_limits(

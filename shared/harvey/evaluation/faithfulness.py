@@ -4,8 +4,8 @@ Reads the `pairs.jsonl` format of ../shared/README.md and scores every pair with
 `support_score(claim, [context])`, next to a lexical-overlap baseline computed in the same run so a
 gain is measured, not assumed. The shipped screen is fitted on faithfulness-oab, so on that set this
 score is in-sample: `--cv` adds the exam-grouped nested cross-validation of the fitting procedure
-(`faith_fit.nested_cv`), the estimate to quote. `--judge MODEL` also asks that judge model for every
-pair (`harvey.judge`, over HARVEY_LLM_API_BASE like the drafting models); a pair it fails on keeps
+(`fit_faithfulness.nested_cv`), the estimate to quote. `--judge MODEL` also asks that judge model for every
+pair (`harvey.drafting.judge`, over HARVEY_LLM_API_BASE like the drafting models); a pair it fails on keeps
 the screen's verdict and is counted in `judge.failed`.
 """
 
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import click
 
-from harvey.faith_metrics import balanced_accuracy, roc_auc
+from harvey.evaluation.metrics import balanced_accuracy, roc_auc
 
 
 def lexical_overlap(claim: str, context: str) -> float:
     """Baseline: share of the claim's distinct folded words that also occur in the context."""
-    from harvey.faith_text import tokens
+    from harvey.faithfulness.text import tokens
 
     claim_words = set(tokens(claim))
     return len(claim_words & set(tokens(context))) / len(claim_words) if claim_words else 0.0
@@ -45,10 +45,10 @@ def judge_metrics(pairs: list[dict], screen: list[float], model: str, progress: 
     """The judge's verdicts as scores 1/0 (the screen's verdict where the judge failed): AUC and balanced accuracy."""
     from tqdm import tqdm
 
-    from harvey import llm
     from harvey.config import get_settings
+    from harvey.drafting import llm
+    from harvey.drafting.judge import JudgeError, judge
     from harvey.faithfulness import THRESHOLD
-    from harvey.judge import JudgeError, judge
 
     llm.load()
     verdicts: list[float] = []
@@ -93,7 +93,7 @@ def evaluate(pairs: list[dict], progress: bool = False, cv: bool = False, judge:
         "baseline_lexical_auc": round(roc_auc(baseline, labels), 4),
     }
     if cv:
-        from harvey.faith_fit import nested_cv, prepare
+        from harvey.evaluation.fit_faithfulness import nested_cv, prepare
 
         result["cv"] = nested_cv(prepare(pairs))
     if judge:

@@ -25,8 +25,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from harvey import rerank
 from harvey.evaluation.retrieval import Dataset, indexed_corpus, load_dataset
+from harvey.search import rerank
 
 K = 10
 _STEPS = (-2.0, -1.0, -0.5, -0.25, -0.1, 0.1, 0.25, 0.5, 1.0, 2.0)
@@ -44,7 +44,7 @@ class QueryData:
 
 
 def collect(dataset: Dataset, depth: int, progress: bool = True) -> list[QueryData]:
-    from harvey.retrieval import rerank_candidate
+    from harvey.search.retrieval import rerank_candidate
 
     out = []
     with indexed_corpus(dataset, progress) as (index, tenant):
@@ -124,7 +124,7 @@ def cross_validate(sets: dict[str, list[QueryData]], folds: int, seed: int = 0) 
 
 def build_idf(articles: Path, out: Path = rerank.IDF_PATH) -> int:
     """IDF (log((N + 1) / (df + 0.5))) of analyzed, non-numeric terms seen in at least two articles."""
-    from harvey import analyzer
+    from harvey.search import analyzer
 
     df: dict[str, int] = {}
     n = 0
@@ -147,7 +147,7 @@ def build_idf(articles: Path, out: Path = rerank.IDF_PATH) -> int:
 @click.option("--idf-corpus", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 def main(datasets: tuple[Path, ...], out: Path, folds: int, idf_corpus: Path | None) -> None:
     """Fit the reranker on DATASETS (retrieval dev-set directories) and write its coefficients."""
-    from harvey.retrieval import RERANK_DEPTH
+    from harvey.search.retrieval import RERANK_DEPTH
 
     if idf_corpus:
         click.echo(f"IDF table: {build_idf(idf_corpus)} terms", err=True)

@@ -31,7 +31,7 @@ from pathlib import Path
 import click
 
 from harvey.pii import cnpj_valid, cpf_valid, detect
-from harvey.pii_names import spans_from_tags
+from harvey.pii.names import spans_from_tags
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from harvey.retrieval import Index
+    from harvey.search.retrieval import Index
 
 BASELINE_K1 = 0.9
 BASELINE_B = 0.4
@@ -157,9 +157,9 @@ def indexed_corpus(dataset: Dataset, progress: bool = True) -> Iterator[tuple[In
     """The corpus chunked and indexed by the product into a throw-away collection: (index, tenant)."""
     from tqdm import tqdm  # type: ignore[import-untyped]
 
-    from harvey.chunking import chunk_document
     from harvey.config import get_settings
-    from harvey.retrieval import build_index
+    from harvey.search.chunking import chunk_document
+    from harvey.search.retrieval import build_index
 
     settings = get_settings()
     tenant = str(uuid.uuid4())

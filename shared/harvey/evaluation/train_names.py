@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from harvey.evaluation.pii import read_conll
-from harvey.pii_names import features
+from harvey.pii.names import features
 
 
 def train(train_path: Path, out: Path, *, c1: float, c2: float, iterations: int) -> dict:

@@ -1,0 +1,339 @@
+"""Scheduled maintenance: the task registry, its bookkeeping and the small tasks.
+
+Each task takes `Params` and returns a JSON-able dict. `run` wraps every task the same
+way: metrics, the last outcome stored in `maintenance_status`, and a
+`com.harvey.maintenance.completed` event. Pods scale to zero, so the "last success"
+gauge is read back from PostgreSQL on every scrape rather than held only in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from harvey import events
+from harvey.store import audit, db, ledger, tenants
+
+log = logging.getLogger("harvey.ops.tasks")
+
+EVENT_COMPLETED = "com.harvey.maintenance.completed"
+EVENT_CHAIN_BROKEN = "com.harvey.audit.chain_broken"
+REINDEX_TABLES = ("run_audit", "audit_checkpoints", "feedback_events")
+DEFAULT_BUDGET_S = 120.0
+LEASE_S = 3600
+ALWAYS_SCOPED = {"purge_document"}
+# Fixed forever: a purge's audit run_id derives from what was purged, so a retried purge is audited once.
+_PURGE_NAMESPACE = uuid.UUID("0b9e4f43-5c4e-4d35-8a63-9b1f0f2c7d10")
+
+RUNS = Counter("harvey_maintenance_runs_total", "Maintenance task invocations", ["task", "outcome"])
+
+
+class TaskBusy(Exception):
+    """Another delivery of the same event is running the task (409: the broker retries later)."""
+
+
+class TaskError(ValueError):
+    """A task request that can never succeed as given (HTTP 400, final for a broker)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Params:
+    dry_run: bool = False
+    tenant: tenants.Tenant | None = None
+    document_id: str | None = None
+    budget_s: float = DEFAULT_BUDGET_S
+
+    def tenant_ids(self) -> list[str]:
+        if self.tenant:
+            return [self.tenant.id]
+        return tenants.all_ids()
+
+
+def params_from(data: dict[str, Any]) -> tuple[str, Params]:
+    """(task, Params) from a ping's JSON data; TaskError names the bad field."""
+    allowed = {"task", "dry_run", "tenant", "tenant_id", "document_id", "budget_s"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise TaskError(unknown[0], f"'{unknown[0]}' is not a known field")
+    task = data.get("task")
+    if not isinstance(task, str) or not task:
+        raise TaskError("task", f"'task' is required: one of {', '.join(sorted(TASKS))}")
+    _known(task)
+    dry_run = data.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise TaskError("dry_run", "'dry_run' must be true or false")
+    budget = data.get("budget_s", DEFAULT_BUDGET_S)
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= 3600:
+        raise TaskError("budget_s", "'budget_s' must be a number of seconds in (0, 3600]")
+    document_id = data.get("document_id")
+    if document_id is not None and (not isinstance(document_id, str) or not document_id):
+        raise TaskError("document_id", "'document_id' must be a non-empty string")
+    return task, Params(dry_run, _tenant(data), document_id, float(budget))
+
+
+def _tenant(data: dict[str, Any]) -> tenants.Tenant | None:
+    try:
+        if data.get("tenant_id") is not None:
+            uuid.UUID(str(data["tenant_id"]))
+            return tenants.by_id(str(data["tenant_id"]))
+        if data.get("tenant") is not None:
+            return tenants.by_name(str(data["tenant"]))
+    except ValueError as exc:
+        raise TaskError("tenant_id", "'tenant_id' must be a UUID") from exc
+    except tenants.UnknownTenant as exc:
+        raise TaskError("tenant", str(exc)) from exc
+    return None
+
+
+def _known(task: str) -> None:
+    if task not in TASKS:
+        RUNS.labels(task="unknown", outcome="rejected").inc()
+        raise TaskError("task", f"unknown task {task!r}: one of {', '.join(sorted(TASKS))}")
+
+
+def run_once(event: ledger.EventKey, task: str, params: Params) -> bool:
+    """Run the event's task once however often it is delivered; True when it was a redelivery of a
+    finished one. The claim on source + id has a lease, so a holder that died frees it in time."""
+    try:
+        return ledger.once(event, LEASE_S, lambda: run(task, params))
+    except ledger.Busy as exc:
+        raise TaskBusy(str(exc)) from None
+
+
+def run(task: str, params: Params) -> dict[str, Any]:
+    """Run one task and account for it; TaskError for an unknown task or bad parameters."""
+    _known(task)
+    started = time.monotonic()
+    try:
+        body = TASKS[task](params)
+    except TaskError:
+        RUNS.labels(task=task, outcome="rejected").inc()
+        raise
+    except Exception as exc:
+        RUNS.labels(task=task, outcome="failed").inc()
+        _store_failure(task, exc)
+        raise
+    result = {
+        "task": task,
+        "dry_run": params.dry_run,
+        **body,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    outcome = "dry_run" if params.dry_run else "succeeded" if body.get("complete", True) else "partial"
+    if outcome == "succeeded" and (params.tenant is None or task in ALWAYS_SCOPED):
+        # "Last success" means the scheduled, all-tenant job: an operator's one-tenant run must not
+        # hide that the nightly one has stopped (or clear a broken-chain alert for other tenants).
+        _store_success(task, result)
+    RUNS.labels(task=task, outcome=outcome).inc()
+    events.emit(EVENT_COMPLETED, {**result, "outcome": outcome}, subject=task)
+    log.info("maintenance task finished", extra={"task": task, "outcome": outcome})
+    return result
+
+
+def _store_success(task: str, result: dict[str, Any]) -> None:
+    db.query(
+        "INSERT INTO maintenance_status (task, last_success_at, last_result) VALUES (:task, now(), "
+        "CAST(:result AS jsonb)) ON CONFLICT (task) DO UPDATE SET last_success_at = "
+        "EXCLUDED.last_success_at, "
+        "last_result = EXCLUDED.last_result",
+        task=task, result=db.jsonb(result),
+    )  # fmt: skip
+    _seen[task] = time.time()
+
+
+def _store_failure(task: str, exc: Exception) -> None:
+    try:
+        db.query(
+            "INSERT INTO maintenance_status (task, last_failure_at, last_error) VALUES (:task, now(), "
+            ":error) "
+            "ON CONFLICT (task) DO UPDATE SET last_failure_at = now(), last_error = EXCLUDED.last_error",
+            task=task, error=f"{type(exc).__name__}: {exc}"[:2000],
+        )  # fmt: skip
+    except Exception:  # noqa: BLE001 - the database may be why the task failed
+        log.warning("could not store the failure of a maintenance task", extra={"task": task})
+
+
+def status() -> list[dict[str, Any]]:
+    return db.query("SELECT * FROM maintenance_status ORDER BY task")
+
+
+# In-process values, used when the database cannot be read at scrape time.
+_seen: dict[str, float] = {}
+_chain_broken: list[int] = [0]
+
+
+class _StoredStatus(Collector):
+    """`harvey_maintenance_last_success_timestamp_seconds{task}` and `harvey_audit_chain_broken`,
+    read from `maintenance_status` at scrape time so a fresh pod reports what happened before it."""
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield from self._families({}, None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        last = dict(_seen)
+        broken: int | None = _chain_broken[0]
+        try:
+            for row in status():
+                if row["last_success_at"] is not None:
+                    last[row["task"]] = max(last.get(row["task"], 0.0), row["last_success_at"].timestamp())
+                if row["task"] == "verify_audit" and row["last_result"] is not None:
+                    broken = 0 if row["last_result"].get("ok", True) else 1
+        except Exception:  # noqa: BLE001 - a scrape must not fail because the database is away
+            log.warning("maintenance status unreadable; exporting in-process values")
+        yield from self._families(last, broken)
+
+    @staticmethod
+    def _families(last: dict[str, float], broken: int | None) -> Iterator[GaugeMetricFamily]:
+        success = GaugeMetricFamily(
+            "harvey_maintenance_last_success_timestamp_seconds",
+            "Unix time of the task's last complete, non-dry-run success (stored in PostgreSQL)",
+            labels=["task"],
+        )
+        for task, value in sorted(last.items()):
+            success.add_metric([task], value)
+        yield success
+        chain = GaugeMetricFamily("harvey_audit_chain_broken", "1 when the last audit verification found a break")
+        if broken is not None:
+            chain.add_metric([], broken)
+        yield chain
+
+
+REGISTRY.register(_StoredStatus())
+
+
+def reindex(params: Params) -> dict[str, Any]:
+    """REINDEX … CONCURRENTLY: rebuilds bloated indexes without blocking writes (never in a transaction)."""
+    indexes = db.query(
+        "SELECT tablename, indexname FROM pg_indexes WHERE schemaname = current_schema() "
+        "AND tablename = ANY(:tables) ORDER BY tablename, indexname",
+        tables=list(REINDEX_TABLES),
+    )  # fmt: skip
+    if not params.dry_run:
+        import pg8000.native
+
+        # Its own autocommit connection without the socket timeout: a rebuild may take minutes.
+        con = pg8000.native.Connection(**{**db.connect_params(db.database_url()), "timeout": None})
+        try:
+            for table in REINDEX_TABLES:
+                con.run(f"REINDEX TABLE CONCURRENTLY {table}")  # noqa: S608 - names from the constant above
+        finally:
+            con.close()
+    return {"tables": list(REINDEX_TABLES), "indexes": [r["indexname"] for r in indexes]}
+
+
+def purge_document(params: Params) -> dict[str, Any]:
+    """Remove a document's chunks from the index, mark it purged, audit it, invalidate the cache."""
+    from harvey.config import get_settings
+    from harvey.search import cache
+    from harvey.search.retrieval import open_index
+
+    if params.tenant is None:
+        raise TaskError("tenant", "purge_document needs 'tenant' (or 'tenant_id')")
+    if not params.document_id:
+        raise TaskError("document_id", "purge_document needs 'document_id'")
+    tenant, document_id = params.tenant, params.document_id
+    doc = db.one(
+        "SELECT document_id, content_hash, chunk_count, status, updated_at FROM documents "
+        "WHERE tenant_id = CAST(:t AS uuid) AND document_id = :d",
+        t=tenant.id, d=document_id,
+    )  # fmt: skip
+    if doc is None:
+        raise TaskError("document_id", f"tenant {tenant.name} has no document {document_id!r}")
+    summary = {"tenant_id": tenant.id, "document_id": document_id, "chunk_count": doc["chunk_count"]}
+    if params.dry_run:
+        return {**summary, "status": doc["status"]}
+    open_index().delete_document(tenant.id, document_id)
+    if doc["status"] == "purged":
+        return {**summary, "status": "purged", "already_purged": True}
+    now = datetime.now(UTC)
+    what = {
+        "document_id": document_id,
+        "content_hash": doc["content_hash"],
+        "chunk_count": doc["chunk_count"],
+        "indexed_at": doc["updated_at"].isoformat(),
+    }
+    record = audit.RunRecord(
+        run_id=str(uuid.uuid5(_PURGE_NAMESPACE, f"{tenant.id}\x00{audit.canonical_json(what)}")),
+        tenant_id=tenant.id, task="maintenance:purge_document", prompt_version=get_settings().prompt_version,
+        input_hash=audit.sha256_text(audit.canonical_json(what)), started_at=now, ended_at=now, success=True,
+        user_id="maintenance", policy_snapshot={"purge": what},
+    )  # fmt: skip
+    row = audit.write(record)
+    db.query(
+        "UPDATE documents SET status = 'purged', updated_at = now() WHERE tenant_id = CAST(:t AS uuid) "
+        "AND document_id = :d",
+        t=tenant.id, d=document_id,
+    )  # fmt: skip
+    cache.bump_generation(tenant.id)
+    return {**summary, "status": "purged", "audit_run_id": str(row["run_id"]), "audit_seq": row["seq"],
+            "audit_row_hash": row["row_hash"]}  # fmt: skip
+
+
+def verify_audit(params: Params) -> dict[str, Any]:
+    """Check every tenant's chain; a break is an event and `harvey_audit_chain_broken` = 1."""
+    names = {str(r["id"]): r["name"] for r in db.query("SELECT id, name FROM tenants")}
+    broken = []
+    rows = 0
+    for tenant_id in params.tenant_ids():
+        report = audit.verify(tenant_id)
+        rows += report.rows_checked
+        if not report.ok:
+            entry = {"tenant_id": tenant_id, "tenant": names.get(tenant_id), "problems": report.problems[:50]}
+            broken.append(entry)
+            events.emit(EVENT_CHAIN_BROKEN, entry, subject=tenant_id)
+            log.error("audit chain broken", extra={"tenant_id": tenant_id, "problems": len(report.problems)})
+    if broken:
+        _chain_broken[0] = 1
+    elif params.tenant is None:
+        _chain_broken[0] = 0
+    return {
+        "tenants_checked": len(params.tenant_ids()),
+        "rows_checked": rows,
+        "ok": not broken,
+        "broken": broken,
+    }
+
+
+def retention(params: Params) -> dict[str, Any]:
+    from harvey.ops import retention as policy
+
+    return policy.run(params.tenant_ids(), dry_run=params.dry_run, budget_s=params.budget_s,
+                      whole_tables=params.tenant is None)  # fmt: skip
+
+
+def golden_eval(params: Params) -> dict[str, Any]:
+    from harvey.ops import golden
+
+    return golden.evaluate(params.tenant, dry_run=params.dry_run, budget_s=params.budget_s)
+
+
+def fail_stale_runs(params: Params) -> dict[str, Any]:
+    """Runs left queued or running past their lease (their pod died) end as failed, audited."""
+    from harvey.drafting import runs
+
+    if params.dry_run:
+        return {"stale_runs": runs.count_stale(params.tenant_ids())}
+    return runs.fail_stale(params.tenant_ids())
+
+
+TASKS: dict[str, Callable[[Params], dict[str, Any]]] = {
+    "retention": retention,
+    "reindex": reindex,
+    "purge_document": purge_document,
+    "verify_audit": verify_audit,
+    "golden_eval": golden_eval,
+    "fail_stale_runs": fail_stale_runs,
+}
