@@ -152,13 +152,15 @@ def run(processes: list[subprocess.Popen]) -> str:
     from cloudevents.conversion import to_binary
     from cloudevents.http import CloudEvent
     from harvey.drafting import runs
-    from harvey.drafting.pipeline import GenerateInput
+    from harvey.schemas import GenerateRequest
     from harvey.store import db, tenants
 
     db.migrate()
     tenant, key = tenants.create("bench")
     run_id = str(uuid.uuid4())
-    runs.create(tenant, GenerateInput(doc_type="peticao_inicial", task="bench"), run_id=run_id, origin="sync")
+    runs.create(
+        tenant, runs.Job(GenerateRequest(doc_type="peticao_inicial", task="bench")), run_id=run_id, origin="sync"
+    )
     db.query(
         "UPDATE runs SET status = 'succeeded', document_chars = :n WHERE run_id = CAST(:r AS uuid)",
         n=len(DOCUMENT),

@@ -119,7 +119,7 @@ def test_redelivery_while_running_is_409_and_a_dead_holder_is_taken_over(client,
     tenant, _ = firm
     event = requested(tenant.id)
     run_id = runs.run_id_for_event(event["source"], event["id"])
-    job = runs.job_from_request({k: v for k, v in VALID.items()})
+    job = runs.job_from_row({k: v for k, v in VALID.items()})
     runs.create(tenant, job, run_id=run_id, origin="event", status="running")
     headers, body = to_binary(event)
     assert client.post("/", data=body, headers=dict(headers)).status_code == 409

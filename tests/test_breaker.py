@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from harvey.drafting import llm, pipeline
+from harvey.schemas import GenerateRequest
 from harvey.search import cache
 from harvey.store import breaker, kvstore
 
@@ -139,9 +140,9 @@ def test_pipeline_run_asks_a_failed_primary_once_across_draft_and_revision(fake,
     settings_env(
         HARVEY_LLM_MODELS="openai/primary,openai/good-backup", HARVEY_BREAKER_FAILURES="100", HARVEY_MAX_REVISIONS="1"
     )
-    request = pipeline.GenerateInput(doc_type="peticao_inicial", task="Indenização por falha de serviço bancário")
+    request = GenerateRequest(doc_type="peticao_inicial", task="Indenização por falha de serviço bancário")
     started = time.perf_counter()
-    result = pipeline.run(tenant, request)
+    result = pipeline.run(tenant, request).model_dump()
     elapsed = time.perf_counter() - started
     assert result["revisions"] == 1, "the fake's answer cites a [7] that does not exist: one revision"
     assert fake.models_called().count("primary") == 1

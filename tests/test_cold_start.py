@@ -145,11 +145,11 @@ def fresh_warmup(monkeypatch):
 
 def _probe_app() -> Flask:
     app = Flask("probe")
-    routes = http.Routes()
+    function = http.Function("probe", "probe", "", http.Routes())
 
     @app.route("/healthz")
     def healthz():
-        return http.serve("probe", routes, request)
+        return http.serve(function, request)
 
     return app
 

@@ -9,7 +9,7 @@ import pytest
 from harvey import faithfulness
 from harvey.drafting import extractive, prompts
 from harvey.drafting.critique import score_quality
-from harvey.drafting.pipeline import GenerateInput
+from harvey.schemas import GenerateRequest
 
 ROOT = Path(__file__).parent
 TASK = "Prazo para reclamar de vício de produto durável"
@@ -34,8 +34,8 @@ def _parecer(grounds: list[str], conclusion: list[str], relatorio: str = f"Trata
 
 def _score(draft: str, sources: dict[int, str], scores: list[float], task: str = TASK, doc_type: str = "parecer"):
     report = faithfulness.assess(prompts.claim_sections(draft), sources)
-    hits = [{"label": f"fonte {n}", "score": s, "text": sources.get(n, "")} for n, s in enumerate(scores, 1)]
-    return score_quality(GenerateInput(doc_type, task), draft, report, hits)
+    hits = [prompts.Source(n, f"fonte {n}", "t", sources.get(n, ""), score=s) for n, s in enumerate(scores, 1)]
+    return score_quality(GenerateRequest(doc_type=doc_type, task=task), draft, report, hits)
 
 
 def _good_grounds() -> list[str]:
@@ -54,8 +54,8 @@ def test_the_demo_parecer_with_a_fixed_verdict_is_not_excellent_even_if_every_gr
     )
     sentences = faithfulness.assess(prompts.claim_sections(draft), {n: "x" for n in range(1, 9)})["sentences"]
     report = {"sentences": [{**s, "supported": bool(s["citations"])} for s in sentences]}
-    hits = [{"label": f"fonte {n}", "score": 1.0} for n in range(1, 9)]
-    quality = score_quality(GenerateInput("parecer", task), draft, report, hits)
+    hits = [prompts.Source(n, f"fonte {n}", "t", "", score=1.0) for n in range(1, 9)]
+    quality = score_quality(GenerateRequest(doc_type="parecer", task=task), draft, report, hits)
     assert quality["verdict"] == "needs_review"
     assert any("Conclusão" in b for b in quality["blockers"])
     assert quality["template_only_sections"] == ["Ementa"]
@@ -127,8 +127,8 @@ def test_pedidos_that_name_no_supported_ground_hold_a_peticao_back(law):
 
     sources, scores = {1: law["CDC:art26"]}, [0.9]
     report_without = faithfulness.assess(prompts.claim_sections(peticao("Diante do exposto, requer:")), sources)
-    hits = [{"label": "CDC, art. 26", "score": scores[0]}]
-    job = GenerateInput("peticao_inicial", TASK)
+    hits = [prompts.Source(1, "CDC, art. 26", "t", "", score=scores[0])]
+    job = GenerateRequest(doc_type="peticao_inicial", task=TASK)
     held = score_quality(job, peticao("Diante do exposto, requer:"), report_without, hits)
     assert any("Pedidos" in b for b in held["blockers"]) and held["verdict"] == "needs_review"
     named = peticao("Diante do exposto, com fundamento no art. 26 do CDC, requer:")

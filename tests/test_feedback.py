@@ -9,7 +9,7 @@ import pytest
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 from harvey.drafting import runs
-from harvey.drafting.pipeline import GenerateInput
+from harvey.schemas import GenerateRequest
 from harvey.store import db, feedback
 
 DOCUMENT = "# Petição\n\nO autor pede indenização [1].\n"
@@ -25,7 +25,7 @@ def client():
 def finished_run(tenant, document: str = DOCUMENT, doc_type: str = "peticao_inicial") -> str:
     """A run as the generate function leaves it: a `runs` row holding the returned document."""
     run_id = str(uuid.uuid4())
-    job = GenerateInput(doc_type=doc_type, task="Ação de indenização por cobrança indevida")
+    job = runs.Job(GenerateRequest(doc_type=doc_type, task="Ação de indenização por cobrança indevida"))
     runs.create(tenant, job, run_id=run_id, origin="sync")
     db.query(
         "UPDATE runs SET status = 'succeeded', result = CAST(:r AS jsonb), document_chars = :n "
@@ -136,7 +136,9 @@ def test_malformed_json_and_missing_key(client, make_tenant):
 def test_feedback_on_a_running_run_is_409(client, make_tenant):
     tenant, key = make_tenant()
     run_id = str(uuid.uuid4())
-    runs.create(tenant, GenerateInput(doc_type="parecer", task="Parecer sobre prazo"), run_id=run_id, origin="async")
+    runs.create(
+        tenant, runs.Job(GenerateRequest(doc_type="parecer", task="Parecer sobre prazo")), run_id=run_id, origin="async"
+    )
     assert post(client, key, {"run_id": run_id, "rating": 1}).status_code == 409
 
 
@@ -174,7 +176,7 @@ def test_cloudevent_before_its_run_exists_is_retried_then_taken(client, make_ten
     run_id = str(uuid.uuid4())
     early = _event(tenant.id, {"run_id": run_id, "rating": -1})
     assert _deliver(client, early).status_code == 404
-    runs.create(tenant, GenerateInput(doc_type="parecer", task="Parecer"), run_id=run_id, origin="event")
+    runs.create(tenant, runs.Job(GenerateRequest(doc_type="parecer", task="Parecer")), run_id=run_id, origin="event")
     assert _deliver(client, early).status_code == 409  # still running: retry later
     db.query("UPDATE runs SET status = 'succeeded', document_chars = 10 WHERE run_id = CAST(:r AS uuid)", r=run_id)
     assert _deliver(client, early).status_code == 201

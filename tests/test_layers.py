@@ -19,7 +19,8 @@ LAYERS: list[set[str]] = [
     {"drafting"},
     {"ops", "export", "review"},
     {"edge"},
-    {"api", "cli", "evaluation"},
+    {"api", "evaluation"},
+    {"cli"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 

@@ -23,13 +23,13 @@ def server():
         release.wait(30)
         return http.json_response({"done": True})
 
-    routes = http.Routes(("POST", "/", slow))
+    function = http.Function("shed", "shed", "", http.Routes(http.Route("POST", "/", slow, "slow")))
     app = Flask("shed")
 
     @app.route("/", methods=["POST"])
     @app.route("/<path:path>", methods=["GET"])
     def edge(path: str = ""):
-        return http.serve("shed", routes, request)
+        return http.serve(function, request)
 
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -98,8 +98,8 @@ def test_a_handler_that_fails_gives_its_slot_back(settings_env):
     def broken(_request) -> Response:
         raise RuntimeError("boom")
 
-    routes = http.Routes(("GET", "/", broken))
+    function = http.Function("shed", "shed", "", http.Routes(http.Route("GET", "/", broken, "broken")))
     app = Flask("broken")
-    app.add_url_rule("/", view_func=lambda: http.serve("shed", routes, request))
+    app.add_url_rule("/", view_func=lambda: http.serve(function, request))
     client = app.test_client()
     assert [client.get("/").status_code for _ in range(3)] == [500, 500, 500]

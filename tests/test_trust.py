@@ -18,7 +18,7 @@ import pytest
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 from harvey.drafting import runs
-from harvey.drafting.pipeline import GenerateInput
+from harvey.schemas import GenerateRequest
 from harvey.store import audit, db
 
 from tests.test_generate_http import VALID
@@ -49,7 +49,9 @@ def _bearer(key: str) -> dict[str, str]:
 
 def _finished_run(tenant, doc_type: str = "parecer") -> str:
     run_id = str(uuid.uuid4())
-    runs.create(tenant, GenerateInput(doc_type=doc_type, task="Parecer sobre prazo"), run_id=run_id, origin="sync")
+    runs.create(
+        tenant, runs.Job(GenerateRequest(doc_type=doc_type, task="Parecer sobre prazo")), run_id=run_id, origin="sync"
+    )
     db.query("UPDATE runs SET status = 'succeeded', document_chars = 100 WHERE run_id = CAST(:r AS uuid)", r=run_id)
     return run_id
 

@@ -5,7 +5,12 @@ Pods scale to zero, so counters reset per pod: dashboards use rate()/increase().
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+import threading
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 HTTP_DURATION = Histogram(
     "http_request_duration_seconds",
@@ -35,6 +40,47 @@ BREAKER_TRANSITIONS = Counter("harvey_circuit_breaker_transitions_total", "Break
 BREAKER_REJECTED = Counter("harvey_circuit_breaker_rejected_total", "Calls skipped by an open breaker", ["name"])
 RATE_LIMITED = Counter("harvey_rate_limited_requests_total", "Requests refused by a tenant's rate limit", ["function"])
 BUDGET_EXHAUSTED = Counter("harvey_budget_exhausted_total", "Runs refused: tenant's monthly budget spent", ["function"])
+
+
+class StoredStatus(Collector):
+    """`harvey_maintenance_last_success_timestamp_seconds{task}` and `harvey_audit_chain_broken`, read at
+    scrape time through `read()` → (last success per task, chain broken 0/1 or None)."""
+
+    def __init__(self, read: Callable[[], tuple[dict[str, float], int | None]]) -> None:
+        self._read = read
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield from self._families({}, None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield from self._families(*self._read())
+
+    @staticmethod
+    def _families(last: dict[str, float], broken: int | None) -> Iterator[GaugeMetricFamily]:
+        success = GaugeMetricFamily(
+            "harvey_maintenance_last_success_timestamp_seconds",
+            "Unix time of the task's last complete, non-dry-run success (stored in PostgreSQL)",
+            labels=["task"],
+        )
+        for task, value in sorted(last.items()):
+            success.add_metric([task], value)
+        yield success
+        chain = GaugeMetricFamily("harvey_audit_chain_broken", "1 when the last audit verification found a break")
+        if broken is not None:
+            chain.add_metric([], broken)
+        yield chain
+
+
+_stored_status_lock = threading.Lock()
+_stored_status: list[StoredStatus] = []
+
+
+def export_stored_status(read: Callable[[], tuple[dict[str, float], int | None]]) -> None:
+    """Export the maintenance gauges from this process (once; later calls are no-ops)."""
+    with _stored_status_lock:
+        if not _stored_status:
+            _stored_status.append(StoredStatus(read))
+            REGISTRY.register(_stored_status[0])
 
 
 def exposition() -> tuple[bytes, str]:

@@ -1,4 +1,8 @@
-"""Typed request bodies at the HTTP edge; every rejection names the offending field."""
+"""Typed requests and results, shared by every layer from the edge to the pipeline.
+
+They live at the bottom of the package tree so the pipeline takes the request the edge parsed and
+returns the result the edge serialises, with no copies between. Every rejection names the field.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,11 @@ class GenerateRequest(BaseModel):
     parties: dict[str, str] = Field(default_factory=dict, max_length=20)
     top_k: int | None = Field(None, ge=1, le=20)
     user_id: str | None = Field(None, max_length=200)
+
+    def canonical(self) -> dict[str, Any]:
+        """The fields that decide the draft (not who asked): what the audit's input_hash covers."""
+        return {"doc_type": self.doc_type, "task": self.task, "facts": self.facts, "parties": self.parties,
+                "top_k": self.top_k}  # fmt: skip
 
 
 def describe(error: ValidationError) -> tuple[str, str]:
@@ -76,3 +85,98 @@ def check_json(value: Any, field: str = "body", depth: int = 0) -> None:
     elif isinstance(value, list):
         for i, item in enumerate(value):
             check_json(item, f"{field}.{i}", depth + 1)
+
+
+class Citation(BaseModel):
+    """A source the draft cites as [n]: what a reader needs to check it."""
+
+    n: int
+    source_id: str
+    title: str
+    label: str
+    excerpt: str
+    score: float
+    page: int | None = None
+    vigencia: str | None = None
+    vigencia_atos: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class SourceUsed(BaseModel):
+    """What the audit row keeps of a cited source: enough to prove which text was cited."""
+
+    n: int
+    source_id: str
+    chunk_id: str
+    label: str
+    text_sha256: str
+
+
+class SentenceReport(BaseModel):
+    text: str
+    citations: list[int]
+    support_score: float
+    supported: bool
+    screen: bool
+    judge: dict[str, Any] | None = None
+    flags: list[str] = Field(default_factory=list)
+
+
+class FaithfulnessReport(BaseModel):
+    """Share of claims backed by what they cite (`score`), and the verdict for every sentence."""
+
+    score: float
+    mean_support: float
+    threshold: float
+    sentences: list[SentenceReport]
+    unsupported: int
+    uncited_claims: int
+    judge: dict[str, Any] | None = None
+
+
+class DraftResult(BaseModel):
+    """One generate run's answer: the same for HTTP, events, streaming and the CLI."""
+
+    run_id: str
+    status: Literal["succeeded", "withheld"]
+    document_md: str | None = Field(description="the draft in Markdown; null when the tenant is logs-only")
+    citations: list[Citation]
+    sources_used: list[SourceUsed]
+    faithfulness_report: FaithfulnessReport
+    quality: dict[str, Any]
+    pii_report: dict[str, Any]
+    model_used: str
+    fallbacks_tried: list[Any]
+    revisions: int
+    timings_ms: dict[str, float]
+    review_url: str | None = Field(None, description="signed link to the review page (HARVEY_REVIEW_BASE_URL)")
+
+
+class RunAccepted(BaseModel):
+    run_id: str
+    status: Literal["queued"]
+    location: str
+
+
+class RunView(BaseModel):
+    """A run as `GET /runs/{run_id}` shows it."""
+
+    run_id: str
+    status: Literal["queued", "running", "succeeded", "failed", "withheld"]
+    doc_type: str
+    created_at: str
+    updated_at: str
+    result: DraftResult | None = None
+    error: dict[str, Any] | None = None
+
+
+class ErrorDetail(BaseModel):
+    status: int
+    message: str
+    field: str | None = Field(None, description="the request field, header or parameter at fault")
+
+
+class ErrorBody(BaseModel):
+    """Every error, from every function: JSON, never internals."""
+
+    error: ErrorDetail
+    run_id: str | None = None

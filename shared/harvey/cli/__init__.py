@@ -39,6 +39,7 @@ _GROUPS: dict[str, tuple[str, str, str]] = {
     "events": ("harvey.cli.events", "events", "Send CloudEvents the way a Knative broker would."),
     "golden": ("harvey.cli.golden", "golden", "Golden-dataset cases built from lawyers' feedback."),
     "feedback": ("harvey.cli.feedback", "feedback", "Record and summarise lawyers' feedback on runs."),
+    "openapi": ("harvey.cli.openapi", "openapi", "Write each function's OpenAPI 3.1 document."),
 }
 
 

@@ -42,7 +42,7 @@ def demo(corpus: Path) -> None:
     and print each draft with its citations, reports, run_id and audit row."""
     from harvey.cli.generate import render
     from harvey.config import get_settings
-    from harvey.drafting import pipeline
+    from harvey.drafting import runs
     from harvey.search.ingest import ingest, read_path
     from harvey.store import audit, db, tenants
 
@@ -69,7 +69,7 @@ def demo(corpus: Path) -> None:
 
     for number, job in enumerate(DRAFTS, 4):
         click.secho(f"== {number}. Generate: {job['doc_type']}", bold=True)
-        run = pipeline.run(owner, pipeline.GenerateInput(**job, user_id="demo"))
+        run = runs.start_sync(owner, {**job, "user_id": "demo"}, None, origin="cli").model_dump(mode="json")
         click.echo(render(run))
         row = audit.get(owner.id, run["run_id"])
         assert row is not None

@@ -69,8 +69,8 @@ def generate(
     top_k: int | None,
     as_json: bool,
 ) -> None:
-    """Draft a document grounded in the tenant's corpus, audited like an HTTP run."""
-    from harvey.drafting import pipeline
+    """Draft a document grounded in the tenant's corpus: a run like an HTTP one (audited, with its row)."""
+    from harvey.drafting import pipeline, runs
     from harvey.store import tenants
 
     parsed_parties = {}
@@ -80,9 +80,17 @@ def generate(
             raise click.BadParameter(f"{item!r} is not ROLE=NAME", param_hint="--party")
         parsed_parties[role.strip()] = name.strip()
     owner = tenants.by_name(tenant_name)
-    job = pipeline.GenerateInput(doc_type, task, facts, parsed_parties, top_k, user_id="cli")
+    body: dict[str, Any] = {
+        "doc_type": doc_type,
+        "task": task,
+        "facts": facts,
+        "parties": parsed_parties,
+        "user_id": "cli",
+    }
+    if top_k is not None:
+        body["top_k"] = top_k
     try:
-        result = pipeline.run(owner, job)
+        result = runs.start_sync(owner, body, None, origin="cli").model_dump(mode="json")
     except pipeline.GenerationError as err:
         click.echo(f"Error: {err.message} (run_id {err.run_id}, audited)", err=True)
         sys.exit(1)

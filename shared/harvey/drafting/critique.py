@@ -1,4 +1,6 @@
-"""The critique's scores of a draft: they measure what the draft says, not what its template writes.
+"""The critique: what a draft's faithfulness report and scores say should be revised.
+
+The scores measure what the draft says, not what its template writes.
 
 Every sentence the offline template writes by itself for this request (headings, formulas, the task
 pasted into the Relatório) is discounted, so a draft made of template and quotes cannot score
@@ -10,13 +12,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from harvey.drafting import prompts
-
-if TYPE_CHECKING:
-    from harvey.drafting.pipeline import GenerateInput
+from harvey.schemas import GenerateRequest
 
 APPROVE, EXCELLENT = 0.70, 0.85
 # A cited source whose retrieval score is under this share of the best hit's is off-topic for the task.
@@ -75,7 +76,7 @@ def _section(draft_md: str, title: str) -> str:
     return match.group(1).strip() if match else ""
 
 
-def _template(req: GenerateInput) -> set[str]:
+def _template(req: GenerateRequest) -> set[str]:
     """What the offline template writes for this request without any source: it proves nothing."""
     from harvey.drafting import extractive
     from harvey.faithfulness.text import split_markdown
@@ -102,13 +103,13 @@ def _refers_to(text: str, n: int, label: str) -> bool:
     return bool(re.search(rf"\bart(?:igo)?\.?\s*{article}\b", folded)) and _fold(match["law"]) in folded
 
 
-def _denies(sentence: str, hits: Sequence[Mapping[str, Any]], n: int) -> bool:
+def _denies(sentence: str, sources: Sequence[prompts.Source], n: int) -> bool:
     """The sentence negates a word its source states plainly ("não caduca" against "caduca")."""
     from harvey.drafting.extractive import polar_terms
 
-    if not 0 < n <= len(hits) or not hits[n - 1].get("text"):
+    if not 0 < n <= len(sources) or not sources[n - 1].text:
         return False
-    source = polar_terms(str(hits[n - 1]["text"]))
+    source = polar_terms(sources[n - 1].text)
     negated = {t[1:] for t in polar_terms(sentence) if t.startswith("~")}
     return any(t in source and f"~{t}" not in source for t in negated)
 
@@ -120,13 +121,12 @@ def _cited(text: str) -> set[int]:
 
 
 def score_quality(
-    req: GenerateInput, draft_md: str, report: dict[str, Any], hits: Sequence[Mapping[str, Any]] = ()
+    req: GenerateRequest, draft_md: str, report: dict[str, Any], sources: Sequence[prompts.Source] = ()
 ) -> dict[str, Any]:
     """The four critique scores, each in [0, 1], the verdict against 0.70 / 0.85, and why it is capped.
 
-    `hits` are the retrieved sources in prompt order ([n] is hits[n-1]), with `label`, `score` and
-    `text`; the faithfulness report can miss a conclusion that negates its source, so that is checked
-    here too.
+    `sources` are the retrieved sources in prompt order ([n] is sources[n-1]); the faithfulness
+    report can miss a conclusion that negates its source, so that is checked here too.
     """
     template = _template(req)
     sections = prompts.SECTIONS[req.doc_type]
@@ -135,12 +135,12 @@ def score_quality(
     own = {s: _own(_section(draft_md, s), template) for s in substantive}
     estrutura = sum(1 for s in substantive if own[s]) / len(substantive)
 
-    best = max((float(h["score"]) for h in hits), default=0.0)
-    relevant = {n for n, h in enumerate(hits, 1) if best > 0 and float(h["score"]) >= RELEVANCE_RATIO * best}
+    best = max((s.score for s in sources), default=0.0)
+    relevant = {n for n, s in enumerate(sources, 1) if best > 0 and s.score >= RELEVANCE_RATIO * best}
     grounds = [s for s in report["sentences"] if s["citations"]]
-    on_topic = [s for s in grounds if not hits or set(s["citations"]) <= relevant]
+    on_topic = [s for s in grounds if not sources or set(s["citations"]) <= relevant]
     fundamentacao = sum(1 for s in on_topic if s["supported"]) / len(grounds) if grounds else 0.0
-    off_topic = sorted({n for s in grounds for n in s["citations"] if hits and n not in relevant})
+    off_topic = sorted({n for s in grounds for n in s["citations"] if sources and n not in relevant})
 
     mine = [s for body in own.values() for s in body]
     mean_words = sum(len(s.split()) for s in mine) / max(1, len(mine))
@@ -167,12 +167,12 @@ def score_quality(
         in_conclusion = [s for s in grounds if _normal(s["text"]) in said]
         if not any(s["supported"] for s in in_conclusion) or any(not s["supported"] for s in in_conclusion):
             blockers.append("a Conclusão não se apoia em fundamento citado e confirmado pelas fontes")
-        denied = sorted({n for s in in_conclusion for n in s["citations"] if _denies(s["text"], hits, n)})
+        denied = sorted({n for s in in_conclusion for n in s["citations"] if _denies(s["text"], sources, n)})
         if denied:
             blockers.append(f"a Conclusão nega o que dizem as fontes {', '.join(f'[{n}]' for n in denied)}")
     elif conclusion_title == "Dos Pedidos":
         pedidos = " ".join(own["Dos Pedidos"])
-        if not any(_refers_to(pedidos, n, hits[n - 1]["label"] if hits else "") for n in supported_ns):
+        if not any(_refers_to(pedidos, n, sources[n - 1].label if sources else "") for n in supported_ns):
             blockers.append("os Pedidos não se apoiam em fundamento citado e confirmado pelas fontes")
     if not any(s["supported"] for s in on_topic):
         blockers.append("nenhum fundamento citado é pertinente à tarefa e confirmado pelas fontes")
@@ -197,3 +197,38 @@ def score_quality(
         "unanswered_terms": [terms[t] for t in terms if t not in covered_grounds | covered_conclusion],
         "blockers": blockers,
     }
+
+
+@dataclass(frozen=True)
+class Review:
+    """One critique round: the faithfulness report, the scores, and what a revision must fix."""
+
+    report: dict[str, Any]
+    quality: dict[str, Any]
+    issues: list[str]
+    unsupported: list[str]
+    unknown_citations: list[int]
+
+
+def assess(draft_md: str, sources: Sequence[prompts.Source]) -> dict[str, Any]:
+    """The faithfulness report of a draft's claim sections against its numbered sources."""
+    from harvey import faithfulness
+    from harvey.drafting import judge
+
+    by_number = {s.n: s.text for s in sources}
+    return faithfulness.assess(prompts.claim_sections(draft_md), by_number, judge.from_settings())
+
+
+def review(req: GenerateRequest, draft_md: str, sources: Sequence[prompts.Source]) -> Review:
+    """Read a draft as the reviser will be told about it: unknown citations, unsupported claims, missing sections."""
+    from harvey import faithfulness
+
+    report = assess(draft_md, sources)
+    known = {s.n for s in sources}
+    unknown = sorted({n for n in faithfulness.parse_citations(draft_md) if n not in known})
+    quality = score_quality(req, draft_md, report, sources)
+    weak = [s for s in report["sentences"] if s["citations"] and not s["supported"]]
+    issues = [f"citação [{n}] não corresponde a nenhuma fonte" for n in unknown]
+    issues += [prompts.unsupported_issue(s) for s in weak]
+    issues += [f"seção ausente: {s}" for s in quality["missing_sections"]]
+    return Review(report, quality, issues, [s["text"] for s in weak], unknown)

@@ -73,10 +73,21 @@ SYSTEM = (
 
 @dataclass
 class Source:
+    """A retrieved passage as the draft numbers it ([n]); the same object from retrieval to references."""
+
     n: int
     label: str
     title: str
     text: str
+    source_id: str = ""
+    chunk_id: str = ""
+    metadata: dict = field(default_factory=dict)
+    score: float = 0.0
+
+    @property
+    def page(self) -> int | None:
+        page = self.metadata.get("page")
+        return page if isinstance(page, int) else None
 
 
 @dataclass
@@ -173,3 +184,11 @@ def claim_sections(draft_md: str) -> str:
         if title not in RESTATED_SECTIONS:
             kept.append(f"## {title}\n{body}")
     return "".join(kept)
+
+
+def sections_of(draft_md: str) -> list[tuple[str, str]]:
+    """(title, Markdown) of each `## ` section, in order; text before the first heading is ("", text)."""
+    parts = _SECTION.split(draft_md)
+    found = [("", parts[0])] if parts[0].strip() else []
+    found += [(title, f"## {title}\n{body}") for title, body in zip(parts[1::2], parts[2::2], strict=True)]
+    return found

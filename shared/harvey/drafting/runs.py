@@ -27,8 +27,8 @@ from pydantic import ValidationError
 
 from harvey import metrics
 from harvey.config import get_settings
-from harvey.drafting.pipeline import GenerateInput, GenerationError
-from harvey.schemas import InvalidRequest
+from harvey.drafting.pipeline import GenerationError, Progress
+from harvey.schemas import DraftResult, GenerateRequest, InvalidRequest
 from harvey.store import audit, db
 from harvey.store.tenants import Tenant
 
@@ -59,30 +59,29 @@ class RunBusy(Exception):
 
 
 @dataclass(frozen=True)
+class Job:
+    """A validated request and the id its sender gave it (X-Request-Id, or the event's)."""
+
+    req: GenerateRequest
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
 class EventOutcome:
     run_id: str
     status: str
     duplicate: bool
 
 
-def parse(body: dict[str, Any], request_id: str | None) -> GenerateInput:
+def parse(body: dict[str, Any], request_id: str | None) -> Job:
     """A validated generate request; InvalidRequest names the first bad field."""
-    from harvey.schemas import GenerateRequest, describe
+    from harvey.schemas import describe
 
     try:
-        parsed = GenerateRequest.model_validate(body)
+        return Job(GenerateRequest.model_validate(body), request_id)
     except ValidationError as exc:
         field, message = describe(exc)
         raise InvalidRequest(field, message) from None
-    return GenerateInput(
-        doc_type=parsed.doc_type,
-        task=parsed.task,
-        facts=parsed.facts,
-        parties=parsed.parties,
-        top_k=parsed.top_k,
-        user_id=parsed.user_id,
-        request_id=request_id,
-    )
 
 
 def run_id_for_event(source: str, event_id: str) -> str:
@@ -90,15 +89,17 @@ def run_id_for_event(source: str, event_id: str) -> str:
     return str(uuid.uuid5(_EVENT_NAMESPACE, f"{source}\x00{event_id}"))
 
 
-def _request(job: GenerateInput) -> dict[str, Any]:
-    return {**job.canonical(), "user_id": job.user_id, "request_id": job.request_id}
+def _request(job: Job) -> dict[str, Any]:
+    """The runs row's `request`: enough to audit the run if it is abandoned."""
+    return {**job.req.model_dump(), "request_id": job.request_id}
 
 
-def job_from_request(request: dict[str, Any]) -> GenerateInput:
-    return GenerateInput(**{k: v for k, v in request.items() if k in GenerateInput.__dataclass_fields__})
+def job_from_row(request: dict[str, Any]) -> Job:
+    fields = {k: v for k, v in request.items() if k in GenerateRequest.model_fields}
+    return Job(GenerateRequest.model_validate(fields), request.get("request_id"))
 
 
-def create(tenant: Tenant, job: GenerateInput, *, run_id: str, origin: str, status: str = "queued") -> bool:
+def create(tenant: Tenant, job: Job, *, run_id: str, origin: str, status: str = "queued") -> bool:
     """Insert the run's row with a lease; False when the run id already exists (a redelivery)."""
     row = db.one(
         "INSERT INTO runs (run_id, tenant_id, status, origin, doc_type, request, lease_until) "
@@ -109,7 +110,7 @@ def create(tenant: Tenant, job: GenerateInput, *, run_id: str, origin: str, stat
         tenant=tenant.id,
         status=status,
         origin=origin,
-        doc_type=job.doc_type,
+        doc_type=job.req.doc_type,
         request=db.jsonb(_request(job)),
         lease=float(LEASE_S),
     )
@@ -135,7 +136,7 @@ def take_over(tenant_id: str, run_id: str) -> str:
     return "done" if current["status"] in FINAL else "busy"
 
 
-def execute(tenant: Tenant, job: GenerateInput, run_id: str) -> dict[str, Any]:
+def execute(tenant: Tenant, job: Job, run_id: str, progress: Progress | None = None) -> DraftResult:
     """Run the pipeline for an existing row and store the outcome; re-raises GenerationError.
 
     Any other failure (the database gone while auditing) leaves the row to its lease: `fail_stale`
@@ -151,21 +152,29 @@ def execute(tenant: Tenant, job: GenerateInput, run_id: str) -> dict[str, Any]:
         lease=float(LEASE_S),
     )
     try:
-        result = pipeline.run(tenant, job, run_id=run_id)
+        result = pipeline.run(tenant, job.req, run_id=run_id, request_id=job.request_id, progress=progress)
     except GenerationError as err:
-        _finish(tenant.id, run_id, "failed", error={"status": err.status, "message": err.message})
+        _finish(tenant.id, run_id, "failed", error={"code": err.code, "message": err.message})
         raise
-    document = result.get("document_md")
-    _finish(tenant.id, run_id, result["status"], result=result, chars=len(document) if document else None)
+    document = result.document_md
+    stored = result.model_dump(mode="json")
+    _finish(tenant.id, run_id, result.status, result=stored, chars=len(document) if document else None)
     return result
 
 
-def start_sync(tenant: Tenant, body: dict[str, Any], request_id: str | None) -> dict[str, Any]:
+def start_sync(
+    tenant: Tenant,
+    body: dict[str, Any],
+    request_id: str | None,
+    *,
+    origin: str = "sync",
+    progress: Progress | None = None,
+) -> DraftResult:
     """Parse, record and run a request in this thread; the result, or GenerationError."""
     job = parse(body, request_id)
     run_id = str(uuid.uuid4())
-    create(tenant, job, run_id=run_id, origin="sync")
-    return execute(tenant, job, run_id)
+    create(tenant, job, run_id=run_id, origin=origin)
+    return execute(tenant, job, run_id, progress)
 
 
 _executor_lock = threading.Lock()
@@ -204,7 +213,7 @@ def start_async(tenant: Tenant, body: dict[str, Any], request_id: str | None) ->
     return run_id
 
 
-def _work(tenant: Tenant, job: GenerateInput, run_id: str, slots: threading.BoundedSemaphore) -> None:
+def _work(tenant: Tenant, job: Job, run_id: str, slots: threading.BoundedSemaphore) -> None:
     try:
         execute(tenant, job, run_id)
     except GenerationError:
@@ -236,7 +245,7 @@ def from_event(tenant: Tenant, body: dict[str, Any], source: str, event_id: str)
         result = execute(tenant, job, run_id)
     except GenerationError:
         return EventOutcome(run_id, "failed", duplicate=False)
-    return EventOutcome(run_id, result["status"], duplicate=False)
+    return EventOutcome(run_id, result.status, duplicate=False)
 
 
 def _finish(
@@ -301,18 +310,18 @@ def count_stale(tenant_ids: list[str] | None = None) -> int:
 def _audit_abandoned(tenant_id: str, run_id: str, request: dict[str, Any], created_at: datetime) -> None:
     from harvey import pii
 
-    job = job_from_request(request)
+    job = job_from_row(request)
     now = datetime.now(UTC)
     audit.write(
         audit.RunRecord(
             run_id=run_id,
             tenant_id=tenant_id,
-            task=pii.redact(job.task, names=True)[0],
-            doc_type=job.doc_type,
-            user_id=job.user_id,
+            task=pii.redact(job.req.task, names=True)[0],
+            doc_type=job.req.doc_type,
+            user_id=job.req.user_id,
             request_id=job.request_id,
             prompt_version=get_settings().prompt_version,
-            input_hash=audit.sha256_text(audit.canonical_json(job.canonical())),
+            input_hash=audit.sha256_text(audit.canonical_json(job.req.canonical())),
             started_at=created_at,
             ended_at=now,
             success=False,
@@ -330,18 +339,3 @@ def get(tenant_id: str, run_id: str) -> dict[str, Any] | None:
         run=run_id,
         tenant=tenant_id,
     )
-
-
-def public_view(row: dict[str, Any]) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "run_id": str(row["run_id"]),
-        "status": row["status"],
-        "doc_type": row["doc_type"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }
-    if row["status"] in ("succeeded", "withheld"):
-        view["result"] = row["result"]
-    if row["status"] == "failed":
-        view["error"] = row["error"]
-    return view

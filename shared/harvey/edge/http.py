@@ -15,7 +15,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Request, Response
@@ -49,9 +50,9 @@ class ApiError(Exception):
 
 # Library exception → (status, Retry-After). Looked up by module and name among the modules already
 # imported (an exception of a module nobody imported cannot have been raised), so the edge imports
-# nothing heavy. `field` and `run_id` attributes of the exception are passed on; a status of None
-# means the exception carries its own (`status`, `retry_after`).
-ERRORS: tuple[tuple[str, str, int | None, int | None], ...] = (
+# nothing heavy. `field` and `run_id` attributes of the exception are passed on, and its own
+# `retry_after` where the table gives none. A subclass is listed before its base.
+ERRORS: tuple[tuple[str, str, int, int | None], ...] = (
     ("harvey.schemas", "InvalidRequest", 400, None),
     ("harvey.store.db", "DatabaseUnavailable", 503, 10),
     ("harvey.store.feedback", "InvalidFeedback", 400, None),
@@ -62,7 +63,12 @@ ERRORS: tuple[tuple[str, str, int | None, int | None], ...] = (
     ("harvey.ops.tasks", "TaskBusy", 409, 30),
     ("harvey.drafting.runs", "QueueFull", 503, 5),
     ("harvey.drafting.runs", "RunBusy", 409, 30),
-    ("harvey.drafting.pipeline", "GenerationError", None, None),
+    ("harvey.drafting.pipeline", "NoSources", 422, None),
+    ("harvey.drafting.pipeline", "BudgetSpent", 402, None),
+    ("harvey.drafting.pipeline", "ModelsUnavailable", 503, None),
+    ("harvey.drafting.pipeline", "IndexUnavailable", 503, None),
+    ("harvey.drafting.pipeline", "DatabaseDown", 503, None),
+    ("harvey.drafting.pipeline", "GenerationError", 500, None),
 )
 
 
@@ -76,10 +82,10 @@ def api_error(exc: BaseException) -> ApiError | None:
         cls = getattr(sys.modules.get(module), name, None)
         if cls is not None and isinstance(exc, cls):
             return ApiError(
-                status if status is not None else getattr(exc, "status", 500),
+                status,
                 getattr(exc, "message", None) or str(exc),
                 field=getattr(exc, "field", None),
-                retry_after=retry_after if status is not None else getattr(exc, "retry_after", None),
+                retry_after=retry_after if retry_after is not None else getattr(exc, "retry_after", None),
                 run_id=getattr(exc, "run_id", None),
             )
     return None
@@ -266,22 +272,36 @@ def store_checks(*stores: str) -> Callable[[], dict[str, str]]:
     return run
 
 
+@dataclass(frozen=True)
+class Route:
+    """One operation: what it answers is also what its OpenAPI document says (`edge.openapi`)."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    auth: tuple[str, ...] = ("bearer",)  # any of "bearer", "event" (a verified sender), "review" (a signed link)
+    body: type | None = None  # the pydantic model of a JSON body
+    responses: Mapping[int, type | str] = field(default_factory=dict)  # status → model, or a description
+    accepts: Mapping[str, str] = field(default_factory=dict)  # other request media types → description
+    produces: Mapping[str, str] = field(default_factory=dict)  # other success media types → description
+    query: Mapping[str, str] = field(default_factory=dict)  # query parameter → description
+
+
 class Routes:
-    """A function's routes as werkzeug rules: `Routes(("GET", "/runs/<run_id>", handler), ...)`.
+    """A function's routes as werkzeug rules, plus /healthz, /metrics and /openapi.json.
 
     The matched rule's template is also the metrics label, so junk paths add no series.
     """
 
-    def __init__(self, *routes: tuple[str, str, Handler]):
+    def __init__(self, *routes: Route):
         from werkzeug.routing import Map, Rule
 
-        self.handlers = {f"{method} {path}": handler for method, path, handler in routes}
+        self.routes = routes
+        self.handlers = {f"{r.method} {r.path}": r.handler for r in routes}
         self.map = Map(
-            [Rule(path, endpoint=f"{method} {path}", methods=[method]) for method, path, _ in routes]
-            + [
-                Rule("/healthz", endpoint="GET /healthz", methods=["GET"]),
-                Rule("/metrics", endpoint="GET /metrics", methods=["GET"]),
-            ],
+            [Rule(r.path, endpoint=f"{r.method} {r.path}", methods=[r.method]) for r in routes]
+            + [Rule(path, endpoint=f"GET {path}", methods=["GET"]) for path in BUILT_IN],
             strict_slashes=False,
             merge_slashes=False,  # `/runs//x` is a 404, not a redirect without a Location
         )
@@ -297,6 +317,40 @@ class Routes:
         except NotFound:
             raise ApiError(404, f"no route {request.method} {request.path}") from None
         return str(endpoint).split(" ", 1)[1], str(endpoint), dict(args)
+
+
+BUILT_IN = ("/healthz", "/metrics", "/openapi.json")
+
+
+@dataclass
+class Function:
+    """A function's whole edge: its name, routes, deep health checks and the warm-up after a cold start."""
+
+    name: str
+    title: str
+    description: str
+    routes: Routes
+    checks: Callable[[], dict[str, str]] | None = None
+    warm: tuple[Callable[[], None], ...] = ()
+
+    def handle(self, request: Request) -> Response:
+        if self.warm:
+            warmup.start(*self.warm)
+        return serve(self, request)
+
+
+def boot() -> None:
+    """What every main.py does at import: JSON logs, the event-auth warning, and the framework's own
+    errors (a path its router cannot match) in the same JSON shape as ours."""
+    import functions_framework
+
+    from harvey import logs
+    from harvey.config import get_settings
+    from harvey.edge.eventauth import warn_if_insecure
+
+    logs.setup(get_settings().log_level)
+    warn_if_insecure()
+    functions_framework.errorhandler(HTTPException)(framework_error)
 
 
 def health(function: str, checks: Callable[[], dict[str, str]] | None, request: Request) -> Response:
@@ -330,44 +384,46 @@ def _in_flight_slots() -> threading.BoundedSemaphore:
         return _slots[1]
 
 
-def serve(
-    function: str, routes: Routes, request: Request, checks: Callable[[], dict[str, str]] | None = None
-) -> Response:  # noqa: E501
+def serve(function: Function, request: Request) -> Response:
     """Route one request; time and count it; turn every exception into a JSON error.
 
     Past the in-flight limit a handler is not started: 503 + Retry-After at once, rather than a queue
-    whose wait the client cannot see (probes and /metrics are never refused)."""
+    whose wait the client cannot see (probes, /metrics and /openapi.json are never refused)."""
     started = time.perf_counter()
     route = "unmatched"
     request_id = request.headers.get("X-Request-Id", "")
     if not _REQUEST_ID.match(request_id):
         request_id = str(uuid.uuid4())
     try:
-        route, endpoint, args = routes.match(request)
+        route, endpoint, args = function.routes.match(request)
         if endpoint == "GET /healthz":
-            response = health(function, checks, request)
+            response = health(function.name, function.checks, request)
         elif endpoint == "GET /metrics":
             payload, content_type = metrics.exposition()
             response = Response(payload, mimetype=content_type.split(";")[0], content_type=content_type)
+        elif endpoint == "GET /openapi.json":
+            from harvey.edge import openapi
+
+            response = json_response(openapi.document(function))
         else:
             slots = _in_flight_slots()
             if slots.acquire(blocking=False):
                 try:
-                    response = routes.handlers[endpoint](request, **args)
+                    response = function.routes.handlers[endpoint](request, **args)
                 finally:
                     slots.release()
             else:  # counted, not logged: an overload would flood the log
-                SHED.labels(function).inc()
+                SHED.labels(function.name).inc()
                 response = error_response(ApiError(503, "this instance is at its in-flight limit", retry_after=1))
     except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON answer
         err = api_error(exc)
         if err is None:
-            log.exception("unhandled error", extra={"function": function, "request_id": request_id})
+            log.exception("unhandled error", extra={"function": function.name, "request_id": request_id})
             err = ApiError(500, f"internal error; quote request_id {request_id} to the operator")
         elif err.status >= 500:
             log.warning(
                 "request failed",
-                extra={"function": function, "request_id": request_id, "status": err.status, "error": err.message},
+                extra={"function": function.name, "request_id": request_id, "status": err.status, "error": err.message},
             )
         response = error_response(err)
     response.headers.setdefault("X-Request-Id", request_id)
@@ -377,8 +433,8 @@ def serve(
         # A streamed response skips that read; gunicorn then drains briefly (bounded) and closes.
         response.response = iter([response.get_data()])
     method = request.method if request.method in _METHODS else "OTHER"  # any token is a valid method
-    metrics.HTTP_REQUESTS.labels(function, method, route, str(response.status_code)).inc()
-    metrics.HTTP_DURATION.labels(function, method, route).observe(time.perf_counter() - started)
+    metrics.HTTP_REQUESTS.labels(function.name, method, route, str(response.status_code)).inc()
+    metrics.HTTP_DURATION.labels(function.name, method, route).observe(time.perf_counter() - started)
     return response
 
 

@@ -116,10 +116,10 @@ def evaluate(tenant: tenants.Tenant | None, *, dry_run: bool, budget_s: float) -
         if time.monotonic() >= deadline:
             break
         owner = owners.setdefault(str(case["tenant_id"]), tenants.by_id(str(case["tenant_id"])))
-        job = runs.job_from_request({**case["request"], "user_id": "golden_eval"})
+        job = runs.job_from_row({**case["request"], "user_id": "golden_eval"})
         score: dict[str, Any] = {"case_id": str(case["id"]), "status": "failed"}
         try:
-            result = pipeline.run(owner, job)
+            result = pipeline.run(owner, job.req, request_id=job.request_id).model_dump(mode="json")
         except pipeline.GenerationError as err:
             score.update(run_id=err.run_id, error=err.message)
         else:

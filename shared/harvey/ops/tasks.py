@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client import Counter
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harvey import events
 from harvey.store import audit, db, ledger, tenants
@@ -62,26 +61,32 @@ class Params:
         return tenants.all_ids()
 
 
+class TaskRequest(BaseModel):
+    """A maintenance event's data: which task, on what, how far."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    task: str = Field(min_length=1, description="retention, reindex, purge_document, verify_audit, golden_eval, …")
+    dry_run: bool = False
+    tenant: str | None = Field(None, description="a tenant name (or tenant_id); all tenants when absent")
+    tenant_id: str | None = None
+    document_id: str | None = Field(None, min_length=1, description="for purge_document")
+    budget_s: float = Field(DEFAULT_BUDGET_S, gt=0, le=3600, description="seconds the task may spend")
+
+
 def params_from(data: dict[str, Any]) -> tuple[str, Params]:
     """(task, Params) from a ping's JSON data; TaskError names the bad field."""
-    allowed = {"task", "dry_run", "tenant", "tenant_id", "document_id", "budget_s"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise TaskError(unknown[0], f"'{unknown[0]}' is not a known field")
-    task = data.get("task")
-    if not isinstance(task, str) or not task:
-        raise TaskError("task", f"'task' is required: one of {', '.join(sorted(TASKS))}")
-    _known(task)
-    dry_run = data.get("dry_run", False)
-    if not isinstance(dry_run, bool):
-        raise TaskError("dry_run", "'dry_run' must be true or false")
-    budget = data.get("budget_s", DEFAULT_BUDGET_S)
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= 3600:
-        raise TaskError("budget_s", "'budget_s' must be a number of seconds in (0, 3600]")
-    document_id = data.get("document_id")
-    if document_id is not None and (not isinstance(document_id, str) or not document_id):
-        raise TaskError("document_id", "'document_id' must be a non-empty string")
-    return task, Params(dry_run, _tenant(data), document_id, float(budget))
+    from harvey.schemas import describe
+
+    try:
+        parsed = TaskRequest.model_validate(data)
+    except ValidationError as exc:
+        field, message = describe(exc)
+        if field == "task":
+            message = f"{message}: one of {', '.join(sorted(TASKS))}"
+        raise TaskError(field, message) from None
+    _known(parsed.task)
+    return parsed.task, Params(parsed.dry_run, _tenant(data), parsed.document_id, parsed.budget_s)
 
 
 def _tenant(data: dict[str, Any]) -> tenants.Tenant | None:
@@ -175,43 +180,20 @@ _seen: dict[str, float] = {}
 _chain_broken: list[int] = [0]
 
 
-class _StoredStatus(Collector):
-    """`harvey_maintenance_last_success_timestamp_seconds{task}` and `harvey_audit_chain_broken`,
-    read from `maintenance_status` at scrape time so a fresh pod reports what happened before it."""
-
-    def describe(self) -> Iterator[GaugeMetricFamily]:
-        yield from self._families({}, None)
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        last = dict(_seen)
-        broken: int | None = _chain_broken[0]
-        try:
-            for row in status():
-                if row["last_success_at"] is not None:
-                    last[row["task"]] = max(last.get(row["task"], 0.0), row["last_success_at"].timestamp())
-                if row["task"] == "verify_audit" and row["last_result"] is not None:
-                    broken = 0 if row["last_result"].get("ok", True) else 1
-        except Exception:  # noqa: BLE001 - a scrape must not fail because the database is away
-            log.warning("maintenance status unreadable; exporting in-process values")
-        yield from self._families(last, broken)
-
-    @staticmethod
-    def _families(last: dict[str, float], broken: int | None) -> Iterator[GaugeMetricFamily]:
-        success = GaugeMetricFamily(
-            "harvey_maintenance_last_success_timestamp_seconds",
-            "Unix time of the task's last complete, non-dry-run success (stored in PostgreSQL)",
-            labels=["task"],
-        )
-        for task, value in sorted(last.items()):
-            success.add_metric([task], value)
-        yield success
-        chain = GaugeMetricFamily("harvey_audit_chain_broken", "1 when the last audit verification found a break")
-        if broken is not None:
-            chain.add_metric([], broken)
-        yield chain
-
-
-REGISTRY.register(_StoredStatus())
+def stored_status() -> tuple[dict[str, float], int | None]:
+    """(last success per task, audit chain broken 0/1) as PostgreSQL has them, for the scrape-time
+    collector (`metrics.export_stored_status`): a fresh pod reports what happened before it."""
+    last = dict(_seen)
+    broken: int | None = _chain_broken[0]
+    try:
+        for row in status():
+            if row["last_success_at"] is not None:
+                last[row["task"]] = max(last.get(row["task"], 0.0), row["last_success_at"].timestamp())
+            if row["task"] == "verify_audit" and row["last_result"] is not None:
+                broken = 0 if row["last_result"].get("ok", True) else 1
+    except Exception:  # noqa: BLE001 - a scrape must not fail because the database is away
+        log.warning("maintenance status unreadable; exporting in-process values")
+    return last, broken
 
 
 def reindex(params: Params) -> dict[str, Any]:
