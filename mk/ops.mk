@@ -3,7 +3,7 @@
 
 ENV ?= staging
 NAMESPACE ?= harvey-$(ENV)
-FUNCTIONS ?= generate feedback maintenance
+FUNCTIONS ?= generate feedback maintenance ingest
 PERCENT ?= 10
 REVISION ?=
 IMAGE_PREFIX ?= harvey
@@ -88,8 +88,16 @@ lint-ops: tools ## Lint ops files: hadolint, actionlint, compose config, kustomi
 	@for o in staging production; do kubectl kustomize knative/overlays/$$o > /dev/null || exit 1; done
 	$(PY) -m pytest -q tests/test_knative.py tests/test_monitoring.py tests/test_docker.py tests/test_workflows.py tests/test_runbook.py
 
-tools: ## Install promtool, hadolint, actionlint, docker-compose and kubectl when missing (idempotent)
+tools: ## Install promtool, Tesseract (por), LibreOffice, poppler, Chromium + driver, fonts, linters when missing (idempotent)
 	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+	@missing=""; \
+	{ command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx por; } || missing="$$missing tesseract-ocr tesseract-ocr-por"; \
+	test -f /usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf || missing="$$missing fonts-dejavu-core"; \
+	command -v soffice >/dev/null || missing="$$missing libreoffice-writer"; \
+	{ command -v pdftotext >/dev/null && command -v pdftoppm >/dev/null; } || missing="$$missing poppler-utils"; \
+	fc-list -q 'Liberation Serif' 2>/dev/null || missing="$$missing fonts-liberation"; \
+	{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || missing="$$missing chromium chromium-driver"; \
+	test -z "$$missing" || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; }
 	@command -v kubectl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubectl; } \
 		|| echo "kubectl: no package available here; overlay rendering tests will be skipped"
 	@test -x $(VENV)/bin/hadolint -a -x $(VENV)/bin/actionlint -a -x $(VENV)/bin/docker-compose -a -x $(VENV)/bin/kubernetes-validate \

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     # `Prefer: respond-async`: runs go to a bounded executor; a full queue answers 503 + Retry-After.
     async_workers: int = Field(default=2, ge=1, alias="HARVEY_ASYNC_WORKERS")
     async_queue_depth: int = Field(default=16, ge=0, alias="HARVEY_ASYNC_QUEUE_DEPTH")
+    # Documents in (issue 11): an upload over HARVEY_MAX_UPLOAD_BYTES is a 413 before its body is read. Parsing,
+    # OCR and embedding run on HARVEY_INGEST_WORKERS threads per process with at most HARVEY_INGEST_QUEUE_DEPTH
+    # uploads waiting (full: 503 + Retry-After). An upload's bytes stay in PostgreSQL until it is indexed or
+    # failed, and for good with HARVEY_STORE_ORIGINALS (the extracted text is always kept).
+    max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1, alias="HARVEY_MAX_UPLOAD_BYTES")
+    ingest_workers: int = Field(default=1, ge=1, alias="HARVEY_INGEST_WORKERS")
+    ingest_queue_depth: int = Field(default=8, ge=0, alias="HARVEY_INGEST_QUEUE_DEPTH")
+    store_originals: bool = Field(default=False, alias="HARVEY_STORE_ORIGINALS")
 
     # Faithfulness judge (issue 10): a litellm model that reads each cited claim with its passages and
     # answers supported/unsupported; unset, the lexical screen decides alone. HARVEY_JUDGE_DEADLINE_S
@@ -101,7 +109,26 @@ class Settings(BaseSettings):
     api_key_cache_s: float = Field(default=30.0, ge=0, alias="HARVEY_API_KEY_CACHE_S")
     events_queue_depth: int = Field(default=0, ge=0, alias="HARVEY_EVENTS_QUEUE_DEPTH")
 
+    # Review links and streaming (issue 12). Every generate response carries a review link signed with
+    # HARVEY_REVIEW_SECRET (unset: no links, and the review page answers 503), valid HARVEY_REVIEW_TTL_S,
+    # pointing at HARVEY_REVIEW_BASE_URL (the feedback function's public URL). A streamed draft sends a
+    # comment every HARVEY_STREAM_HEARTBEAT_S so proxies and Knative's activator keep the connection.
+    review_secret: SecretStr | None = Field(default=None, alias="HARVEY_REVIEW_SECRET")
+    review_base_url: str = Field(default="http://localhost:8082", alias="HARVEY_REVIEW_BASE_URL")
+    review_ttl_s: int = Field(default=7 * 24 * 3600, ge=60, le=90 * 86400, alias="HARVEY_REVIEW_TTL_S")
+    stream_heartbeat_s: float = Field(default=10.0, gt=0, alias="HARVEY_STREAM_HEARTBEAT_S")
+
     log_level: str = Field(default="INFO", alias="HARVEY_LOG_LEVEL")
+
+    @field_validator("review_secret", mode="before")
+    @classmethod
+    def _review_secret(cls, value: object) -> object:
+        """Empty means unset; a short secret is refused at start, not at the first link."""
+        if value is None or value == "":
+            return None
+        if len(str(value).encode()) < 32:
+            raise ValueError("HARVEY_REVIEW_SECRET must be at least 32 bytes (e.g. `openssl rand -hex 32`)")
+        return value
 
     @property
     def llm_chain(self) -> list[str]:

@@ -85,3 +85,61 @@ def export_stored_status(read: Callable[[], tuple[dict[str, float], int | None]]
 
 def exposition() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+# Documents in through the ingest function (issue 11). kind: pdf, docx, html, text, markdown, other.
+INGEST_DOCUMENTS = Counter(
+    "harvey_ingest_documents_total", "Uploads by outcome: indexed, failed (unreadable), unchanged, error (stores/OCR)",
+    ["kind", "outcome"],
+)  # fmt: skip
+INGEST_REJECTED = Counter(
+    "harvey_ingest_rejected_total", "Uploads refused at once: queue_full, unsupported, wrong_type, too_large",
+    ["reason"],
+)  # fmt: skip
+INGEST_QUEUE_WAIT = Histogram(
+    "harvey_ingest_queue_wait_seconds", "From an upload's arrival to a worker taking it",
+    buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600),
+)  # fmt: skip
+INGEST_DURATION = Histogram(
+    "harvey_ingest_processing_seconds", "Parse, chunk, embed and index one upload", ["kind"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
+)  # fmt: skip
+INGEST_CHUNKS = Counter("harvey_ingest_chunks_total", "Chunks embedded and indexed from uploads")
+INGEST_PAGES = Counter("harvey_ingest_pages_total", "PDF pages of indexed uploads, by how they were read", ["method"])
+STALE_DOCUMENTS = Counter(
+    "harvey_stale_documents_total", "Uploads found past their lease: requeued, or failed after too many", ["action"]
+)
+
+
+class QueuedUploads(Collector):
+    """`harvey_ingest_oldest_queued_seconds`: age of the oldest upload waiting for a worker, all tenants, read
+    at scrape time through `read()` (None: none waiting or unknown, no sample) because a queue outlives pods."""
+
+    def __init__(self, read: Callable[[], float | None]) -> None:
+        self._read = read
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield self._family(None)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield self._family(self._read())
+
+    @staticmethod
+    def _family(age: float | None) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(
+            "harvey_ingest_oldest_queued_seconds", "Age of the oldest upload waiting for a worker"
+        )
+        if age is not None:
+            family.add_metric([], age)
+        return family
+
+
+_queued_uploads: list[QueuedUploads] = []
+
+
+def export_queued_uploads(read: Callable[[], float | None]) -> None:
+    """Export the queue-age gauge from this process (once; later calls are no-ops)."""
+    with _stored_status_lock:
+        if not _queued_uploads:
+            _queued_uploads.append(QueuedUploads(read))
+            REGISTRY.register(_queued_uploads[0])

@@ -26,8 +26,13 @@ class GenerateRequest(BaseModel):
 
     def canonical(self) -> dict[str, Any]:
         """The fields that decide the draft (not who asked): what the audit's input_hash covers."""
-        return {"doc_type": self.doc_type, "task": self.task, "facts": self.facts, "parties": self.parties,
-                "top_k": self.top_k}  # fmt: skip
+        return {
+            "doc_type": self.doc_type,
+            "task": self.task,
+            "facts": self.facts,
+            "parties": self.parties,
+            "top_k": self.top_k,
+        }
 
 
 def describe(error: ValidationError) -> tuple[str, str]:

@@ -63,6 +63,19 @@ ERRORS: tuple[tuple[str, str, int, int | None], ...] = (
     ("harvey.ops.tasks", "TaskBusy", 409, 30),
     ("harvey.drafting.runs", "QueueFull", 503, 5),
     ("harvey.drafting.runs", "RunBusy", 409, 30),
+    ("harvey.search.ingest", "QueueFull", 503, 5),
+    ("harvey.search.ingest", "WrongType", 415, None),
+    ("harvey.search.ingest", "DocumentTooLarge", 413, None),
+    ("harvey.intake.document", "UnsupportedType", 415, None),
+    ("harvey.store.documents", "DocumentBusy", 409, None),
+    ("harvey.export.word", "NotExportable", 409, None),
+    ("harvey.export.docx", "InvalidTemplate", 400, None),
+    ("harvey.review.links", "TokenInvalid", 401, None),
+    ("harvey.review.links", "TokenExpired", 403, None),
+    ("harvey.review.access", "ReviewDisabled", 503, 60),
+    ("harvey.review.access", "RunMissing", 404, None),
+    ("harvey.review.access", "RunNotReady", 409, 5),
+    ("harvey.review.page", "NoDocument", 409, None),
     ("harvey.drafting.pipeline", "NoSources", 422, None),
     ("harvey.drafting.pipeline", "BudgetSpent", 402, None),
     ("harvey.drafting.pipeline", "ModelsUnavailable", 503, None),
@@ -205,11 +218,12 @@ def bearer_tenant(request: Request):
     return tenant
 
 
-def inbound_event(request: Request, accepted: tuple[str, ...]):
+def inbound_event(request: Request, accepted: tuple[str, ...], max_bytes: int | None = None):
     """The request's CloudEvent if it is one of `accepted`; otherwise a final 400 naming the problem.
 
     The sender is authenticated first (harvey.edge.eventauth): 401 before anything in the event is read,
-    503 + Retry-After when the issuer's keys cannot be fetched.
+    503 + Retry-After when the issuer's keys cannot be fetched. The body may be `max_bytes` long
+    (default HARVEY_MAX_REQUEST_BYTES; a document inline needs more).
     """
     from harvey.config import get_settings
     from harvey.edge import eventauth, inbound
@@ -220,10 +234,11 @@ def inbound_event(request: Request, accepted: tuple[str, ...]):
         raise ApiError(401, str(exc)) from None
     except eventauth.VerifierUnavailable as exc:
         raise ApiError(503, str(exc), retry_after=exc.retry_after) from None
-    event = inbound.parse(request, get_settings().max_request_bytes)  # InvalidEvent: a 400 (ERRORS)
+    event = inbound.parse(request, max_bytes or get_settings().max_request_bytes)  # InvalidEvent: a 400 (ERRORS)
     if event.type not in accepted:
-        raise ApiError(400, f"event type {event.type!r} is not handled here (expected {', '.join(accepted)})",
-                       field="type")  # fmt: skip
+        raise ApiError(
+            400, f"event type {event.type!r} is not handled here (expected {', '.join(accepted)})", field="type"
+        )
     return event
 
 
