@@ -25,9 +25,15 @@ RUN python -m compileall -q functions
 
 FROM ${PYTHON_IMAGE} AS base
 ARG FUNCTION_TARGET
-RUN test -n "${FUNCTION_TARGET}" || { echo "--build-arg FUNCTION_TARGET=generate|feedback|maintenance is required" >&2; exit 1; } \
+RUN test -n "${FUNCTION_TARGET}" || { echo "--build-arg FUNCTION_TARGET=generate|feedback|maintenance|ingest is required" >&2; exit 1; } \
     && groupadd --system --gid 10001 harvey \
     && useradd --system --uid 10001 --gid harvey --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin harvey
+# The ingest function reads scanned PDFs: Tesseract and its Portuguese model, in that image only.
+RUN if [ "${FUNCTION_TARGET}" = "ingest" ]; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends tesseract-ocr=5.3.0-2 tesseract-ocr-por=1:4.1.0-2 \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
 # functions-framework reads FUNCTION_TARGET, FUNCTION_SOURCE and PORT; Knative sets PORT.
 ENV PATH=/opt/venv/bin:$PATH \
     HARVEY_ONNX_DIR=/opt/venv/share/harvey/onnx \

@@ -49,13 +49,14 @@ bench: install ## Benchmarks → bench/results.md (medians of repeated runs, sid
 eval: install ## Quality on ../shared/eval → bench/eval.md (retrieval, faithfulness, PII)
 	$(PY) bench/eval.py --shared $(SHARED)/eval --out bench/eval.md
 
-serve: install ## Run the three functions locally (ports 8081 generate, 8082 feedback, 8083 maintenance)
+serve: install ## Run the four functions locally (ports 8081 generate, 8082 feedback, 8083 maintenance, 8084 ingest)
 	$(HARVEY) db migrate
 	trap 'kill 0' EXIT; \
 	export HARVEY_EVENTS_AUTH=none; \
 	$(VENV)/bin/functions-framework --target generate --source functions/generate/main.py --port 8081 & \
 	$(VENV)/bin/functions-framework --target feedback --source functions/feedback/main.py --port 8082 & \
 	$(VENV)/bin/functions-framework --target maintenance --source functions/maintenance/main.py --port 8083 & \
+	$(VENV)/bin/functions-framework --target ingest --source functions/ingest/main.py --port 8084 & \
 	wait
 
 clean: ## Stop the embedded PostgreSQL and remove the embedded stores under .harvey/ (keeps .venv)

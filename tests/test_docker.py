@@ -67,13 +67,14 @@ def test_compose_config_accepted() -> None:
         "generate",
         "feedback",
         "maintenance",
+        "ingest",
         "postgres",
         "redis",
         "qdrant",
         "prometheus",
         "grafana",
     }
-    for name in ("generate", "feedback", "maintenance"):
+    for name in ("generate", "feedback", "maintenance", "ingest"):
         service = services[name]
         assert service["build"]["target"] == "development"
         assert service["build"]["args"]["FUNCTION_TARGET"] == name

@@ -24,10 +24,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 KNATIVE = ROOT / "knative"
 K8S_VERSION = "1.32.0"
-FUNCTIONS = ("generate", "feedback", "maintenance")
+FUNCTIONS = ("generate", "feedback", "maintenance", "ingest")
 RESERVED_PORTS = {8012, 8013, 8022, 9090, 9091, 8008}
 RESERVED_ENV = {"PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"}
-TASKS = {"retention", "reindex", "verify_audit", "golden_eval", "fail_stale_runs"}
+TASKS = {"retention", "reindex", "verify_audit", "golden_eval", "fail_stale_runs", "requeue_stale_documents"}
 DIGEST_IMAGE = re.compile(r"^[a-zA-Z0-9._\-/]+@sha256:[0-9a-f]{64}$")
 SCHEMA_FILES = {
     ("serving.knative.dev/v1", "Service"): "knative-serving-service-v1.json",
@@ -323,6 +323,7 @@ def test_eventing_references(source: str) -> None:
     assert routes == {
         "com.harvey.feedback.submitted": "feedback",
         "com.harvey.generate.requested": "generate",
+        "com.harvey.document.submitted": "ingest",
         "dev.knative.sources.ping": "maintenance",
     }
 

@@ -142,9 +142,7 @@ def test_a_hole_in_the_chain_is_never_pruned_over(make_tenant):
     assert result["blocked"] == [{"tenant_id": tenant.id, "seq": 1, "problem": "missing"}]
 
 
-def test_verify_audit_reports_a_broken_chain_as_event_and_metric(make_tenant, sink, settings_env):
-    from prometheus_client import REGISTRY, generate_latest
-
+def test_verify_audit_reports_a_broken_chain_as_event_and_metric(client, make_tenant, sink, settings_env):
     good, _ = make_tenant()
     bad, _ = make_tenant()
     write_chain(good.id, [2, 1])
@@ -159,7 +157,7 @@ def test_verify_audit_reports_a_broken_chain_as_event_and_metric(make_tenant, si
     assert broken["problems"][0]["problem"] == "altered"
     chain_events = [e for e in sink.events if e["type"] == "com.harvey.audit.chain_broken"]
     assert bad.id in {e["data"]["tenant_id"] for e in chain_events}
-    assert "harvey_audit_chain_broken 1.0" in generate_latest(REGISTRY).decode()
+    assert "harvey_audit_chain_broken 1.0" in client.get("/metrics").get_data(as_text=True)
     db.query("DELETE FROM run_audit WHERE tenant_id = CAST(:t AS uuid)", t=bad.id)  # leave a clean database
     db.query("DELETE FROM maintenance_status WHERE task = 'verify_audit'")
     tasks._chain_broken[0] = 0

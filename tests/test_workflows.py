@@ -34,7 +34,7 @@ def test_pipeline_shape() -> None:
     }
     assert set(jobs["test"]["services"]) == {"postgres", "redis", "qdrant"}
     assert any(step.get("run") == "make test" for step in jobs["test"]["steps"])
-    assert jobs["build-and-push"]["strategy"]["matrix"]["function"] == ["generate", "feedback", "maintenance"]
+    assert jobs["build-and-push"]["strategy"]["matrix"]["function"] == ["generate", "feedback", "maintenance", "ingest"]
     assert jobs["deploy-production"]["environment"] == "production"
     assert jobs["deploy-production"]["needs"] == "deploy-staging"
     staging = jobs["deploy-staging"]["steps"]

@@ -1,6 +1,7 @@
 """`maintenance`: scheduled tasks, triggered by PingSource CloudEvents from an authenticated sender.
 
-POST /  (CloudEvent)  data {"task": retention|reindex|purge_document|verify_audit|golden_eval|fail_stale_runs, …}
+POST /  (CloudEvent)  data {"task": retention|reindex|purge_document|verify_audit|golden_eval|fail_stale_runs|
+                            requeue_stale_documents, …}
                       done once per event however often delivered (200, empty body; 409 while running)
 GET  /healthz, /metrics, /openapi.json   (the whole contract: docs/openapi/maintenance.json)
 """

@@ -5,7 +5,7 @@ request to `API.handle`. The same `Route` objects feed the OpenAPI document (`ed
 Heavy modules are imported inside handlers, so a cold start pays only for what a request uses.
 """
 
-FUNCTIONS = ("generate", "feedback", "maintenance")
+FUNCTIONS = ("generate", "feedback", "maintenance", "ingest")
 
 
 def load(function: str):  # noqa: ANN201 - an http.Function; typed lazily to keep this import free

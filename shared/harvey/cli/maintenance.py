@@ -6,7 +6,15 @@ import click
 
 from harvey.cli._common import echo_json, friendly_errors
 
-TASK_NAMES = ("retention", "reindex", "purge_document", "verify_audit", "golden_eval", "fail_stale_runs")
+TASK_NAMES = (
+    "retention",
+    "reindex",
+    "purge_document",
+    "verify_audit",
+    "golden_eval",
+    "fail_stale_runs",
+    "requeue_stale_documents",
+)
 
 
 @click.group("maintenance")
@@ -19,15 +27,22 @@ def maintenance() -> None:
 @click.option("--dry-run", is_flag=True, help="Report what would change without changing it.")
 @click.option("--tenant", "tenant_name", help="Limit the task to one tenant (required by purge_document).")
 @click.option("--document-id", help="Document to purge (purge_document).")
-@click.option("--budget", "budget_s", type=click.FloatRange(0, 3600, min_open=True), default=120.0,
-              show_default=True, help="Seconds retention may spend; run again to continue.")  # fmt: skip
+@click.option(
+    "--budget",
+    "budget_s",
+    type=click.FloatRange(0, 3600, min_open=True),
+    default=120.0,
+    show_default=True,
+    help="Seconds retention may spend; run again to continue.",
+)
 @friendly_errors
 def run(task: str, dry_run: bool, tenant_name: str | None, document_id: str | None, budget_s: float) -> None:
     """Run TASK once and print its JSON result (the same as the function's)."""
     from harvey.ops import tasks
 
-    _, params = tasks.params_from({"task": task, "dry_run": dry_run, "tenant": tenant_name,
-                                   "document_id": document_id, "budget_s": budget_s})  # fmt: skip
+    _, params = tasks.params_from(
+        {"task": task, "dry_run": dry_run, "tenant": tenant_name, "document_id": document_id, "budget_s": budget_s}
+    )
     echo_json(tasks.run(task, params))
 
 

@@ -31,11 +31,14 @@ LEGISLATION: dict[str, str] = {
 
 def reference(citation: dict[str, Any]) -> str:
     """One ABNT entry: the cited provision (with the acts that reworded, added or challenge it), then
-    the work it belongs to."""
+    the work it belongs to, and the page the passage is on when the source has pages ("p. 3")."""
     metadata = citation.get("metadata") or {}
     work = metadata.get("abnt") or LEGISLATION.get(str(metadata.get("law", "")).upper())
     if work is None:
         work = f"{citation['title'].upper()}. Acervo do escritório, documento {citation['source_id']}."
+    page = citation.get("page")
+    if isinstance(page, int):
+        work = f"{work.rstrip('.')}, p. {page}."
     return f"[{citation['n']}] {citation['label']}{_vigencia_note(citation.get('vigencia_atos') or [])}. {work}"
 
 

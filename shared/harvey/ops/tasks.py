@@ -20,7 +20,7 @@ from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harvey import events
-from harvey.store import audit, db, ledger, tenants
+from harvey.store import audit, db, documents, ledger, tenants
 
 log = logging.getLogger("harvey.ops.tasks")
 
@@ -217,9 +217,14 @@ def reindex(params: Params) -> dict[str, Any]:
 
 
 def purge_document(params: Params) -> dict[str, Any]:
-    """Remove a document's chunks from the index, mark it purged, audit it, invalidate the cache."""
+    """Remove a document's chunks from the index, mark it purged, audit it, invalidate the cache.
+
+    The audit row comes first (written once: its run_id derives from what is purged), then the chunks
+    and the row change together under the document's lock, so an upload being indexed meanwhile
+    cannot bring chunks back (its worker sees the purge and stops)."""
     from harvey.config import get_settings
     from harvey.search import cache
+    from harvey.search.ingest import LOCK_WAIT_S
     from harvey.search.retrieval import open_index
 
     if params.tenant is None:
@@ -227,25 +232,21 @@ def purge_document(params: Params) -> dict[str, Any]:
     if not params.document_id:
         raise TaskError("document_id", "purge_document needs 'document_id'")
     tenant, document_id = params.tenant, params.document_id
-    doc = db.one(
-        "SELECT document_id, content_hash, chunk_count, status, updated_at FROM documents "
-        "WHERE tenant_id = CAST(:t AS uuid) AND document_id = :d",
-        t=tenant.id, d=document_id,
-    )  # fmt: skip
+    doc = documents.get(tenant.id, document_id)
     if doc is None:
         raise TaskError("document_id", f"tenant {tenant.name} has no document {document_id!r}")
-    summary = {"tenant_id": tenant.id, "document_id": document_id, "chunk_count": doc["chunk_count"]}
+    summary = {"tenant_id": tenant.id, "document_id": document_id, "chunk_count": doc.chunks}
     if params.dry_run:
-        return {**summary, "status": doc["status"]}
-    open_index().delete_document(tenant.id, document_id)
-    if doc["status"] == "purged":
+        return {**summary, "status": _stored_status(doc.status)}
+    if doc.status == "deleted":
+        open_index().delete_document(tenant.id, document_id)
         return {**summary, "status": "purged", "already_purged": True}
     now = datetime.now(UTC)
     what = {
         "document_id": document_id,
-        "content_hash": doc["content_hash"],
-        "chunk_count": doc["chunk_count"],
-        "indexed_at": doc["updated_at"].isoformat(),
+        "content_hash": doc.content_hash,
+        "chunk_count": doc.chunks,
+        "indexed_at": doc.updated_at.isoformat(),
     }
     record = audit.RunRecord(
         run_id=str(uuid.uuid5(_PURGE_NAMESPACE, f"{tenant.id}\x00{audit.canonical_json(what)}")),
@@ -254,14 +255,27 @@ def purge_document(params: Params) -> dict[str, Any]:
         user_id="maintenance", policy_snapshot={"purge": what},
     )  # fmt: skip
     row = audit.write(record)
-    db.query(
-        "UPDATE documents SET status = 'purged', updated_at = now() WHERE tenant_id = CAST(:t AS uuid) "
-        "AND document_id = :d",
-        t=tenant.id, d=document_id,
-    )  # fmt: skip
+    try:
+        with documents.locked(tenant.id, document_id, LOCK_WAIT_S):
+            open_index().delete_document(tenant.id, document_id)
+            documents.purge(tenant.id, document_id)
+    except documents.DocumentBusy as exc:
+        raise TaskBusy(str(exc)) from None
     cache.bump_generation(tenant.id)
     return {**summary, "status": "purged", "audit_run_id": str(row["run_id"]), "audit_seq": row["seq"],
             "audit_row_hash": row["row_hash"]}  # fmt: skip
+
+
+def _stored_status(shown: str) -> str:
+    return "purged" if shown == "deleted" else shown
+
+
+def requeue_stale_documents(params: Params) -> dict[str, Any]:
+    """Uploads left queued or processing past their lease (their pod died) go back to the ingest
+    function, or end as failed after too many tries."""
+    from harvey.search import ingest
+
+    return ingest.requeue_stale(params.tenant_ids(), dry_run=params.dry_run)
 
 
 def verify_audit(params: Params) -> dict[str, Any]:
@@ -318,4 +332,5 @@ TASKS: dict[str, Callable[[Params], dict[str, Any]]] = {
     "verify_audit": verify_audit,
     "golden_eval": golden_eval,
     "fail_stale_runs": fail_stale_runs,
+    "requeue_stale_documents": requeue_stale_documents,
 }

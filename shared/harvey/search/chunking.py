@@ -6,6 +6,9 @@ gives a lone inciso its meaning. Memos and other prose are packed by paragraphs 
 Only the text in force is chunked (`harvey.search.vigencia`): revoked, vetoed and superseded units never
 reach a chunk, and each article chunk records its amending acts and constitutional challenges.
 Chunk ids are uuid5 of (document, position, text): re-ingesting the same document is idempotent.
+
+Uploaded files arrive parsed (`harvey.intake`: blocks with their page and heading path) and go through
+`chunk_parsed`, which keeps both on every chunk (metadata "page", an int for PDFs, and "heading_path").
 """
 
 from __future__ import annotations
@@ -13,9 +16,14 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from harvey.search import vigencia
+
+if TYPE_CHECKING:
+    from harvey.intake import Block, ParsedDocument
 
 # Part of every document's content hash: a change to what chunks hold (v2: text no longer in force —
 # revoked, vetoed, superseded wordings — is left out) makes the next ingest re-chunk unchanged files.
@@ -144,10 +152,9 @@ def chunk_document(document_id: str, text: str, title: str | None = None, metada
         pieces = [(doc_title, part, {}) for part in _pack_prose(text)]
     chunks = []
     for position, (label, part, extra) in enumerate(pieces):
-        key = f"{document_id}\x1f{position}\x1f{part}"
         chunks.append(
             Chunk(
-                chunk_id=str(uuid.uuid5(_NAMESPACE, key)),
+                chunk_id=chunk_id(document_id, position, part),
                 document_id=document_id,
                 position=position,
                 label=label,
@@ -157,6 +164,11 @@ def chunk_document(document_id: str, text: str, title: str | None = None, metada
             )
         )
     return chunks
+
+
+def chunk_id(document_id: str, position: int, text: str) -> str:
+    """uuid5 of (document, position, text): the same document always gives the same ids."""
+    return str(uuid.uuid5(_NAMESPACE, f"{document_id}\x1f{position}\x1f{text}"))
 
 
 def _article_from_metadata(article: str) -> str | None:
@@ -238,3 +250,123 @@ def _split_long(block: str, limit: int) -> list[str]:
     if current:
         parts.append(current)
     return parts
+
+
+# A paragraph that is a statute's unit: an article, a §, "Parágrafo único", an inciso or an alínea.
+_STATUTE_UNIT = re.compile(r"^[ \t]*(?:§[ \t]*\d|Par[áa]grafo [úu]nico|[IVXLC]+[ \t]*[-–—]|[a-z]\)[ \t])")
+_PROBE_CHARS = 40  # how much of a block's start identifies it inside a chunk
+
+
+@dataclass(frozen=True)
+class _Piece:
+    label: str
+    text: str
+    page: int | None
+    heading_path: tuple[str, ...]
+    metadata: dict = field(default_factory=dict)
+
+
+def chunk_parsed(
+    document_id: str, parsed: ParsedDocument, title: str | None = None, metadata: dict | None = None
+) -> list[Chunk]:
+    """Chunks of a parsed upload, each with the page it starts on and the headings it sits under.
+
+    A statute (at least half of its paragraphs are articles, §§, incisos or alíneas) keeps the
+    legal-structure chunker, one article at a time, so an article's chunks start on the article's page.
+    Briefs, contracts and opinions are chunked by section (cláusula, tópico: the blocks under one heading
+    path) and packed by paragraph up to MAX_CHARS; a chunk never spans two sections, and is labelled by
+    its innermost heading.
+    """
+    metadata = dict(metadata or {})
+    law = law_info(document_id, metadata)
+    doc_title = title or (law[1] if law else document_id)
+    body = [b for b in parsed.blocks if b.kind != "heading" and b.text.strip()]
+    if _is_statute(body):
+        pieces = _statute_pieces(document_id, body, doc_title, metadata)
+    else:
+        pieces = _section_pieces(body, doc_title, metadata)
+    chunks = []
+    for position, piece in enumerate(pieces):
+        located: dict[str, int | list[str]] = {"page": piece.page} if piece.page is not None else {}
+        if piece.heading_path:
+            located["heading_path"] = list(piece.heading_path)
+        chunks.append(
+            Chunk(
+                chunk_id=chunk_id(document_id, position, piece.text),
+                document_id=document_id,
+                position=position,
+                label=piece.label,
+                title=doc_title,
+                text=piece.text,
+                metadata={**piece.metadata, **located},
+            )
+        )
+    return chunks
+
+
+def _is_statute(body: Sequence[Block]) -> bool:
+    articles = sum(1 for b in body if _ARTICLE_START.match(b.text))
+    units = sum(1 for b in body if _STATUTE_UNIT.match(b.text))
+    return articles > 0 and 2 * (articles + units) >= len(body)
+
+
+def _statute_pieces(document_id: str, body: Sequence[Block], doc_title: str, metadata: dict) -> list[_Piece]:
+    """Prose before the first article by section; then each article (with the §§, incisos, tables and
+    notes that follow it) through `chunk_document`, which applies vigência and splits long articles."""
+    first = next(i for i, b in enumerate(body) if _ARTICLE_START.match(b.text))
+    pieces = _section_pieces(body[:first], doc_title, metadata)
+    groups: list[list[Block]] = []
+    for block in body[first:]:
+        if _ARTICLE_START.match(block.text) or not groups:
+            groups.append([])
+        groups[-1].append(block)
+    for group in groups:
+        text = "\n".join(b.text for b in group)
+        for i, chunk in enumerate(chunk_document(document_id, text, doc_title, metadata)):
+            page = _starting_page(chunk.text, group, repeats_caput=i > 0)
+            pieces.append(_Piece(chunk.label, chunk.text, page, group[0].heading_path, chunk.metadata))
+    return pieces
+
+
+def _starting_page(text: str, group: Sequence[Block], *, repeats_caput: bool) -> int | None:
+    """The page of the block a piece's own text starts in. A split article's later pieces open with the
+    caput (or its first words and " […]") on a line of its own: their own text starts after it."""
+    own = text
+    if repeats_caput:
+        context, newline, rest = text.partition("\n")
+        if newline and _squeeze(group[0].text).startswith(_squeeze(context.removesuffix(" […]"))):
+            own = rest
+    probe = _squeeze(own)[:_PROBE_CHARS]
+    for block in group:
+        if probe in _squeeze(block.text):
+            return block.page
+    return group[0].page
+
+
+def _squeeze(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _section_pieces(body: Sequence[Block], doc_title: str, metadata: dict) -> list[_Piece]:
+    pieces: list[_Piece] = []
+    parts: list[tuple[str, int | None]] = []
+    path: tuple[str, ...] = ()
+
+    def flush() -> None:
+        if parts:
+            label = path[-1] if path else doc_title
+            text = "\n\n".join(t for t, _ in parts)
+            pieces.append(_Piece(label, text, parts[0][1], path, dict(metadata)))
+            parts.clear()
+
+    for block in body:
+        if block.heading_path != path:
+            flush()
+            path = block.heading_path
+        texts = [block.text] if len(block.text) <= MAX_CHARS else _split_long(block.text, MAX_CHARS)
+        for text in texts:
+            if parts and sum(len(t) + 2 for t, _ in parts) + len(text) > MAX_CHARS:
+                flush()
+            parts.append((text, block.page))
+    flush()
+    return pieces
