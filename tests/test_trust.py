@@ -464,7 +464,17 @@ def test_route_labels_are_templates_so_junk_paths_add_no_series(apps):
         if line.startswith("http_requests_total{") and 'function="feedback"' in line
     }
     assert "junk-0" not in exposition
-    assert feedback_routes <= {"/", "/runs/<run_id>/summary", "/analytics", "/healthz", "/metrics", "unmatched"}
+    assert feedback_routes <= {
+        "/",
+        "/runs/<run_id>/summary",
+        "/analytics",
+        "/review/<run_id>",
+        "/review/<run_id>/feedback",
+        "/healthz",
+        "/metrics",
+        "/openapi.json",
+        "unmatched",
+    }
 
 
 def _free_port() -> int:
@@ -484,10 +494,21 @@ def test_stalled_uploads_time_out_instead_of_holding_every_thread(make_tenant, t
     port = _free_port()
     env = {**os.environ, "THREADS": "2", "HARVEY_BODY_TIMEOUT_S": "1", "HARVEY_EVENTS_AUTH": "none"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "functions_framework", "--target", "feedback", "--source",
-         "functions/feedback/main.py", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            "--target",
+            "feedback",
+            "--source",
+            "functions/feedback/main.py",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     stalled: list[socket.socket] = []
     try:
         url = f"http://127.0.0.1:{port}/healthz"

@@ -74,6 +74,30 @@ def _analytics(request: Request) -> Response:
     return http.json_response(feedback.analytics(tenant.id, feedback.parse_since(request.args.get("since"))))
 
 
+def _review_page(request: Request, run_id: str) -> Response:
+    from harvey.review import access
+
+    html, headers = access.page(run_id, request.args.get("token"))
+    return Response(html, headers=headers)
+
+
+def _review_post(request: Request, run_id: str) -> Response:
+    from harvey.review import access
+
+    token = (request.headers.get("Authorization") or "").removeprefix("Bearer ").strip() or None
+    access.tenant_of(token, run_id)  # 401/403 before the body is read
+    body = http.read_json(request, get_settings().max_request_bytes)
+    stored = access.record(run_id, token, body, http.header(request, "Idempotency-Key"))
+    headers = None if stored.created else {"Idempotent-Replayed": "true"}
+    return http.json_response(Stored(id=stored.id, run_id=run_id).model_dump(), 201 if stored.created else 200, headers)
+
+
+_REVIEW_ERRORS = {
+    401: "No token, or a tampered, foreign or malformed one.",
+    403: "The link has expired: ask for a new one (`harvey review link`).",
+    404: "The run no longer exists.",
+    409: "The run is still running, or has no document (withheld).",
+}
 API = http.Function(
     name="feedback",
     title="Harvey feedback",
@@ -112,6 +136,33 @@ API = http.Function(
             "Feedback per document type since a date.",
             query={"since": "ISO date or datetime (default: 30 days ago)"},
             responses={200: Analytics, 400: "`since` is not an ISO date or datetime."},
+        ),
+        http.Route(
+            "GET",
+            "/review/<run_id>",
+            _review_page,
+            "The review page of a run (Portuguese, no external resources, strict CSP), from its signed link.",
+            auth=("review",),
+            produces={"text/html": "the page"},
+            query={"token": "the link's signed token"},
+            responses={200: "The page.", **_REVIEW_ERRORS},
+        ),
+        http.Route(
+            "POST",
+            "/review/<run_id>/feedback",
+            _review_post,
+            "What a lawyer marked on the review page, stored as ordinary feedback on that run (the link's "
+            "token as `Authorization: Bearer`).",
+            auth=("review",),
+            body=FeedbackRequest,
+            responses={
+                201: Stored,
+                200: "Already recorded (a replayed Idempotency-Key).",
+                400: "A field is invalid, or `run_id` is not the link's run.",
+                413: "The body is too large.",
+                422: "The Idempotency-Key was used with a different body.",
+                **_REVIEW_ERRORS,
+            },
         ),
     ),
     checks=http.store_checks("postgres"),

@@ -17,7 +17,7 @@ _GROUPS: dict[str, tuple[str, str, str]] = {
     "ingest": (
         "harvey.cli.ingest",
         "ingest",
-        "Index documents (.jsonl, .txt, .md or a folder) for a tenant.",
+        "Index PDF, DOCX, HTML, .txt/.md files, folders of them and .jsonl records, here or through the API (--to).",
     ),
     "generate": (
         "harvey.cli.generate",
@@ -40,6 +40,8 @@ _GROUPS: dict[str, tuple[str, str, str]] = {
     "golden": ("harvey.cli.golden", "golden", "Golden-dataset cases built from lawyers' feedback."),
     "feedback": ("harvey.cli.feedback", "feedback", "Record and summarise lawyers' feedback on runs."),
     "openapi": ("harvey.cli.openapi", "openapi", "Write each function's OpenAPI 3.1 document."),
+    "runs": ("harvey.cli.runs", "runs", "Stored runs: export a draft to Word."),
+    "review": ("harvey.cli.review", "review", "Signed links to a run's review page."),
 }
 
 

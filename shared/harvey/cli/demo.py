@@ -34,8 +34,13 @@ DRAFTS: list[dict[str, Any]] = [
 
 
 @click.command("demo")
-@click.option("--corpus", type=click.Path(path_type=Path, exists=True), default=Path("data/demo/corpus"),
-              show_default=True, help="Folder or file to ingest.")  # fmt: skip
+@click.option(
+    "--corpus",
+    type=click.Path(path_type=Path, exists=True),
+    default=Path("data/demo/corpus"),
+    show_default=True,
+    help="Folder or file to ingest.",
+)
 @friendly_errors
 def demo(corpus: Path) -> None:
     """Ingest the demo corpus, create a tenant, draft a petição inicial and a parecer,
@@ -74,9 +79,23 @@ def demo(corpus: Path) -> None:
         row = audit.get(owner.id, run["run_id"])
         assert row is not None
         click.secho("audit row:", bold=True)
-        for key in ("run_id", "seq", "success", "model_used", "output_hash", "prev_hash", "row_hash",
-                    "execution_time_ms"):  # fmt: skip
+        for key in (
+            "run_id",
+            "seq",
+            "success",
+            "model_used",
+            "output_hash",
+            "prev_hash",
+            "row_hash",
+            "execution_time_ms",
+        ):
             click.echo(f"  {key}: {row[key]}")
+        if run["document_md"]:
+            from harvey.export import word
+
+            path = settings.home / f"demo-{job['doc_type']}.docx"
+            path.write_bytes(word.for_run(owner.id, run["run_id"]) or b"")
+            click.echo(f"Word export: {path}")
 
     click.secho(f"== {len(DRAFTS) + 4}. Audit chain", bold=True)
     report = audit.verify(owner.id)
@@ -93,11 +112,17 @@ def demo(corpus: Path) -> None:
     )
     assert peticao is not None
     missing = {"raw": "CDC art. 42, parágrafo único", "class": "legislacao", "relevance_score": 0.8}
-    stored = feedback.record(owner.id, {
-        "run_id": str(peticao["run_id"]), "rating": 1, "user_id": "demo", "tags": ["demo"],
-        "comment": "Boa base; citar também o art. 42 do CDC (repetição do indébito).",
-        "missing_sources": [missing],
-    })  # fmt: skip
+    stored = feedback.record(
+        owner.id,
+        {
+            "run_id": str(peticao["run_id"]),
+            "rating": 1,
+            "user_id": "demo",
+            "tags": ["demo"],
+            "comment": "Boa base; citar também o art. 42 do CDC (repetição do indébito).",
+            "missing_sources": [missing],
+        },
+    )
     click.echo(f"feedback {stored.id} recorded on run {peticao['run_id']}")
     echo_json(feedback.summary(owner.id, str(peticao["run_id"])))
 

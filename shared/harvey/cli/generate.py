@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -59,6 +60,9 @@ def render(result: dict[str, Any]) -> str:
 @click.option("--party", "parties", multiple=True, metavar="ROLE=NAME", help="A party, e.g. autor='Maria Souza'.")
 @click.option("--top-k", type=click.IntRange(1, 20), default=None, help="Sources to retrieve.")
 @click.option("--json", "as_json", is_flag=True, help="Print the same JSON as the HTTP function.")
+@click.option(
+    "--docx", "docx_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the draft as Word here."
+)
 @friendly_errors
 def generate(
     tenant_name: str,
@@ -68,6 +72,7 @@ def generate(
     parties: tuple[str, ...],
     top_k: int | None,
     as_json: bool,
+    docx_path: Path | None,
 ) -> None:
     """Draft a document grounded in the tenant's corpus: a run like an HTTP one (audited, with its row)."""
     from harvey.drafting import pipeline, runs
@@ -95,3 +100,7 @@ def generate(
         click.echo(f"Error: {err.message} (run_id {err.run_id}, audited)", err=True)
         sys.exit(1)
     echo_json(result) if as_json else click.echo(render(result))
+    if docx_path is not None:
+        from harvey.cli.runs import write_docx
+
+        write_docx(tenant_name, result["run_id"], docx_path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from harvey.cli._common import echo_json, friendly_errors
@@ -128,3 +130,36 @@ def limits(name: str, rpm: int | None, budget: float | None, clear: bool, as_jso
     click.echo(f"requests_per_minute: {current.requests_per_minute or 'unlimited'}")
     budget_text = f"{current.monthly_budget_usd:.2f}" if current.monthly_budget_usd is not None else "unlimited"
     click.echo(f"monthly_budget_usd: {budget_text} (spent this month: {spent:.2f})")
+
+
+@tenant.command("template")
+@click.argument("name")
+@click.option(
+    "--docx",
+    "path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The firm's letterhead (.docx); a paragraph reading {{ draft }} marks where the draft goes.",
+)
+@click.option("--clear", is_flag=True, help="Remove the letterhead (exports use the plain ABNT page).")
+@friendly_errors
+def template(name: str, path: Path | None, clear: bool) -> None:
+    """Set the letterhead that NAME's Word exports are placed inside (checked by rendering a sample)."""
+    from datetime import UTC, datetime
+
+    from harvey.export.docx import ExportedDraft, render
+    from harvey.store import templates, tenants
+
+    owner = tenants.by_name(name)
+    if clear == (path is not None):
+        raise click.UsageError("give exactly one of --docx FILE or --clear")
+    if path is None:
+        removed = templates.remove(owner.id)
+        click.echo(f"letterhead of {name} removed" if removed else f"{name} had no letterhead")
+        return
+    docx = path.read_bytes()
+    sample = ExportedDraft(
+        "00000000-0000-0000-0000-000000000000", "# Teste\n\nTexto [1].\n", "-", "0" * 64, "parecer", datetime.now(UTC)
+    )
+    render(sample, docx)  # InvalidTemplate (a clear message) before anything is stored
+    digest = templates.put(owner.id, docx)
+    click.echo(f"letterhead of {name} set ({len(docx)} bytes, sha256 {digest[:16]}…)")

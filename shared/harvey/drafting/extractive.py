@@ -14,7 +14,7 @@ import re
 import time
 import unicodedata
 
-from harvey.drafting.prompts import GROUNDS_SECTION, SECTIONS, DraftRequest, Source, parse_draft_request
+from harvey.drafting.prompts import DOC_TYPES, GROUNDS_SECTION, SECTIONS, DraftRequest, Source, parse_draft_request
 
 MODEL_NAME = "harvey/extractive"
 
@@ -234,7 +234,7 @@ def _section_body(req: DraftRequest, section: str) -> list[str]:
 
 
 def draft(req: DraftRequest) -> str:
-    title = f"# {req.doc_type.replace('_', ' ').upper()}"
+    title = f"# {DOC_TYPES[req.doc_type].upper()}"
     parts = [title]
     for section in SECTIONS[req.doc_type]:
         parts.append(f"## {section}")

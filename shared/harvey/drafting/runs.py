@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -211,6 +211,27 @@ def start_async(tenant: Tenant, body: dict[str, Any], request_id: str | None) ->
         slots.release()
         raise
     return run_id
+
+
+def start_streamed(
+    tenant: Tenant, body: dict[str, Any], request_id: str | None, progress: Progress
+) -> tuple[str, Future[DraftResult]]:
+    """A streamed draft: the run goes to the same bounded pool as async ones (QueueFull when full)
+    while the request's thread writes its progress; the future holds the result or GenerationError."""
+    job = parse(body, request_id)
+    executor, slots = _async_pool()
+    if not slots.acquire(blocking=False):
+        metrics.ASYNC_REJECTED.inc()
+        raise QueueFull("this instance's run queue is full; retry shortly")
+    try:
+        run_id = str(uuid.uuid4())
+        create(tenant, job, run_id=run_id, origin="stream")
+        future = executor.submit(execute, tenant, job, run_id, progress)
+    except BaseException:
+        slots.release()
+        raise
+    future.add_done_callback(lambda _: slots.release())
+    return run_id, future
 
 
 def _work(tenant: Tenant, job: Job, run_id: str, slots: threading.BoundedSemaphore) -> None:
