@@ -97,16 +97,17 @@ class EdgeStore:
                 )
             )
             weights.append(fusion.sparse_weight)
+        # Edge orders equal RRF scores anew on every call (qdrant-edge-py 0.9.0), so the same question could
+        # cite different sources: the whole fused list is fetched and ties broken by point id here.
         request = qe.QueryRequest(
-            limit=limit,
+            limit=max(limit, fusion.candidates * len(prefetches)),
             prefetches=prefetches,
             query=qe.Fusion.Rrf(k=fusion.rrf_k, weights=weights),  # type: ignore[arg-type]  # stub omits nested class
             filter=tenant,
             with_payload=True,
         )
-        return [
-            ScoredRecord(id=str(p.id), score=p.score, payload=dict(p.payload or {})) for p in self._shard.query(request)
-        ]
+        fused = sorted(self._shard.query(request), key=lambda p: (-p.score, str(p.id)))
+        return [ScoredRecord(id=str(p.id), score=p.score, payload=dict(p.payload or {})) for p in fused[:limit]]
 
     def ping(self) -> None:
         try:
