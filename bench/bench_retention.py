@@ -57,8 +57,10 @@ def run(url: str) -> str:
             "uuid), "
             "'upload', now() - interval '40 days' - make_interval(secs => g) FROM generate_series(CAST(:a "
             "AS int), CAST(:b AS int)) g",
-            t=tenant.id, a=first, b=min(first + 99_999, ROWS),
-        )  # fmt: skip
+            t=tenant.id,
+            a=first,
+            b=min(first + 99_999, ROWS),
+        )
     db.query("ANALYZE temp_data")
     fill_s = time.perf_counter() - started
 
@@ -70,10 +72,10 @@ def run(url: str) -> str:
         while not stop.is_set():
             t = time.perf_counter()
             con.run(
-                "INSERT INTO temp_data (id, tenant_id, kind) VALUES (CAST(:id AS uuid), CAST(:t AS uuid), "
-                "'live')",
-                id=str(uuid.uuid4()), t=tenant.id,
-            )  # fmt: skip
+                "INSERT INTO temp_data (id, tenant_id, kind) VALUES (CAST(:id AS uuid), CAST(:t AS uuid), 'live')",
+                id=str(uuid.uuid4()),
+                t=tenant.id,
+            )
             latencies.append(time.perf_counter() - t)
         con.close()
 
@@ -95,10 +97,12 @@ def run(url: str) -> str:
         ("rows deleted by `retention`", f"{deleted:,} in {seconds:.1f} s"),
         ("retention rate", f"**{deleted / seconds:,.0f} rows/s** (batches of 5,000, one transaction each)"),
         ("concurrent writer: inserts during retention", f"{len(during):,} (all committed)"),
-        ("concurrent writer: median / p99 / worst insert latency",
-         f"{statistics.median(during) * 1000:.2f} / {p99 * 1000:.2f} / **{max(during) * 1000:.1f} ms**"),
+        (
+            "concurrent writer: median / p99 / worst insert latency",
+            f"{statistics.median(during) * 1000:.2f} / {p99 * 1000:.2f} / **{max(during) * 1000:.1f} ms**",
+        ),
         ("concurrent writer: worst latency before retention", f"{max(baseline) * 1000:.1f} ms"),
-    ]  # fmt: skip
+    ]
     lines = ["| retention (temp_data) | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
     return "\n".join(lines)
 

@@ -38,16 +38,24 @@ def metric(block: dict, name: str) -> float:
 
 def retrieval_section(eval_dir: Path) -> list[str]:
     lines = [
-        "## Retrieval (nDCG@10 / R@10 / MRR@10, percent)", "",
-        "| set | group | n | Harvey hybrid | BM25 baseline (same run) | nDCG ratio |", "|---|---|---|---|---|---|",
-    ]  # fmt: skip
+        "## Retrieval (nDCG@10 / R@10 / MRR@10, percent)",
+        "",
+        "| set | group | n | Harvey hybrid | BM25 baseline (same run) | nDCG ratio |",
+        "|---|---|---|---|---|---|",
+    ]
     for name in RETRIEVAL_SETS:
         folder = eval_dir / name
         print(f"retrieval: {name}…", file=sys.stderr)
         result, seconds = harvey_json(
-            "eval", "retrieval", "--corpus", str(folder / "corpus.csv"), "--queries", str(folder / "queries.csv"),
-            "--qrels", str(folder / "qrels.csv"),
-        )  # fmt: skip
+            "eval",
+            "retrieval",
+            "--corpus",
+            str(folder / "corpus.csv"),
+            "--queries",
+            str(folder / "queries.csv"),
+            "--qrels",
+            str(folder / "qrels.csv"),
+        )
         product, baseline = result["product"], result["bm25"]
         rows = [("all", product["overall"], baseline["overall"])]
         rows += [(g, product["groups"][g], baseline["groups"][g]) for g in sorted(product.get("groups", {}))]
@@ -67,10 +75,11 @@ def retrieval_section(eval_dir: Path) -> list[str]:
 
 def faithfulness_section(eval_dir: Path) -> list[str]:
     lines = [
-        "## Faithfulness screen (lexical, for review)", "",
+        "## Faithfulness screen (lexical, for review)",
+        "",
         "| set | n | AUC | balanced accuracy @ threshold | threshold | lexical-overlap AUC (same run) | target |",
         "|---|---|---|---|---|---|---|",
-    ]  # fmt: skip
+    ]
     cv: dict = {}
     for name in FAITHFULNESS_SETS:
         print(f"faithfulness: {name}…", file=sys.stderr)
@@ -121,10 +130,11 @@ def faithfulness_section(eval_dir: Path) -> list[str]:
 
 def pii_section(eval_dir: Path) -> list[str]:
     lines = [
-        "## PII detection (LeNER-Br)", "",
+        "## PII detection (LeNER-Br)",
+        "",
         "| file | sentences | CPF/CNPJ gold | CPF/CNPJ precision / recall | PESSOA precision / recall / F1 |",
         "|---|---|---|---|---|",
-    ]  # fmt: skip
+    ]
     for split in ("dev.conll", "train.conll"):
         print(f"pii: {split}…", file=sys.stderr)
         result, _ = harvey_json("eval", "pii", "--conll", str(eval_dir / "pii-lener-br" / split))
@@ -137,8 +147,12 @@ def pii_section(eval_dir: Path) -> list[str]:
             f"| {split} | {result['sentences']} | {ids['gold']} | {fmt(ids['precision'])} / {fmt(ids['recall'])} | "
             f"{fmt(person['precision'])} / {fmt(person['recall'])} / {fmt(person['f1'])} |"
         )
-    lines += ["", "The name model was trained on train.conll, so its train row is not a generalisation measure; "
-              "dev.conll holds no CPF/CNPJ, so train is the real-data check for the number rules.", ""]  # fmt: skip
+    lines += [
+        "",
+        "The name model was trained on train.conll, so its train row is not a generalisation measure; "
+        "dev.conll holds no CPF/CNPJ, so train is the real-data check for the number rules.",
+        "",
+    ]
     return lines
 
 
@@ -163,9 +177,13 @@ def main() -> None:
         args.out.write_text(head + "\n".join(section(args.shared)) + "\n" + tail, encoding="utf-8")
         print(args.out.read_text(encoding="utf-8"))
         return
-    lines = ["# Evaluation on the public dev sets", "",
-             "Produced by `make eval` (`bench/eval.py`), which runs `harvey eval retrieval|faithfulness|pii --json` "
-             "on `../shared/eval/`. Baselines are computed in the same run.", ""]  # fmt: skip
+    lines = [
+        "# Evaluation on the public dev sets",
+        "",
+        "Produced by `make eval` (`bench/eval.py`), which runs `harvey eval retrieval|faithfulness|pii --json` "
+        "on `../shared/eval/`. Baselines are computed in the same run.",
+        "",
+    ]
     lines += retrieval_section(args.shared) + faithfulness_section(args.shared) + pii_section(args.shared)
     args.out.write_text("\n".join(lines), encoding="utf-8")
     print(args.out.read_text(encoding="utf-8"))

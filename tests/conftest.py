@@ -97,8 +97,18 @@ def demo_docs():
     """A slice of the demo corpus: consumer law, civil liability and the initial petition."""
     from harvey.search.ingest import read_path
 
-    wanted = {"CDC:art6", "CDC:art14", "CDC:art18", "CDC:art26", "CDC:art42", "CC:art186", "CC:art927",
-              "CPC:art300", "CPC:art319", "CF88:art5"}  # fmt: skip
+    wanted = {
+        "CDC:art6",
+        "CDC:art14",
+        "CDC:art18",
+        "CDC:art26",
+        "CDC:art42",
+        "CC:art186",
+        "CC:art927",
+        "CPC:art300",
+        "CPC:art319",
+        "CF88:art5",
+    }
     docs = [d for d in read_path(DEMO_CORPUS / "legislacao.jsonl") if d.document_id in wanted]
     assert len(docs) == len(wanted)
     return docs

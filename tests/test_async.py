@@ -53,8 +53,12 @@ def wait_final(client, key: str, run_id: str, limit_s: float = 120) -> dict:
 
 def test_respond_async_is_202_with_location_then_the_result(client, firm):
     tenant, key = firm
-    response = client.post("/", data=json.dumps(VALID), content_type="application/json",
-                           headers={"Authorization": f"Bearer {key}", "Prefer": "respond-async"})  # fmt: skip
+    response = client.post(
+        "/",
+        data=json.dumps(VALID),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {key}", "Prefer": "respond-async"},
+    )
     assert response.status_code == 202, response.get_data(as_text=True)
     run_id = response.get_json()["run_id"]
     assert response.headers["Location"] == f"/runs/{run_id}"
@@ -67,8 +71,9 @@ def test_respond_async_is_202_with_location_then_the_result(client, firm):
 def test_sync_runs_are_stored_too_and_runs_are_tenant_scoped(client, firm, make_tenant):
     _, key = firm
     _, other_key = make_tenant()
-    response = client.post("/", data=json.dumps(VALID), content_type="application/json",
-                           headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+    response = client.post(
+        "/", data=json.dumps(VALID), content_type="application/json", headers={"Authorization": f"Bearer {key}"}
+    )
     run_id = response.get_json()["run_id"]
     mine = status(client, key, run_id).get_json()
     assert mine["status"] == "succeeded" and mine["result"]["document_md"] == response.get_json()["document_md"]
@@ -80,8 +85,12 @@ def test_sync_runs_are_stored_too_and_runs_are_tenant_scoped(client, firm, make_
 
 def test_a_failed_run_reports_its_error(client, make_tenant):
     tenant, key = make_tenant("empty")
-    response = client.post("/", data=json.dumps(VALID), content_type="application/json",
-                           headers={"Authorization": f"Bearer {key}", "Prefer": "respond-async"})  # fmt: skip
+    response = client.post(
+        "/",
+        data=json.dumps(VALID),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {key}", "Prefer": "respond-async"},
+    )
     done = wait_final(client, key, response.get_json()["run_id"])
     assert done["status"] == "failed" and done["error"]["status"] == 422
 
@@ -134,8 +143,9 @@ def test_redelivery_while_running_is_409_and_a_dead_holder_is_taken_over(client,
 )
 def test_generate_requested_that_can_never_succeed_is_400(client, make_tenant, data, field):
     tenant, _ = make_tenant()
-    event = CloudEvent({"type": "com.harvey.generate.requested", "source": "/t"},
-                       {"tenant_id": tenant.id, **VALID, **data})  # fmt: skip
+    event = CloudEvent(
+        {"type": "com.harvey.generate.requested", "source": "/t"}, {"tenant_id": tenant.id, **VALID, **data}
+    )
     headers, body = to_binary(event)
     response = client.post("/", data=body, headers=dict(headers))
     assert response.status_code == 400 and response.get_json()["error"]["field"] == field
@@ -151,8 +161,9 @@ def test_generated_event_anchors_the_audit_chain_against_deleting_its_newest_row
     tenant, key = make_tenant()
     ingest(tenant.id, [d for d in demo_docs if d.document_id in WANTED])
     settings_env(K_SINK=sink.url)
-    response = client.post("/", data=json.dumps(VALID), content_type="application/json",
-                           headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+    response = client.post(
+        "/", data=json.dumps(VALID), content_type="application/json", headers={"Authorization": f"Bearer {key}"}
+    )
     run_id = response.get_json()["run_id"]
     [event] = [e for e in sink.events if e["type"] == "com.harvey.document.generated"]
     row = audit.get(tenant.id, run_id)

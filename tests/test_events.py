@@ -20,8 +20,17 @@ def _send(*args: str):
 
 
 def test_send_is_binary_mode_with_the_given_source_and_id(sink):
-    result = _send("com.harvey.feedback.submitted", "--data", '{"rating": 1}', "--to", sink.url,
-                   "--source", "/local/test", "--id", "ev-1")  # fmt: skip
+    result = _send(
+        "com.harvey.feedback.submitted",
+        "--data",
+        '{"rating": 1}',
+        "--to",
+        sink.url,
+        "--source",
+        "/local/test",
+        "--id",
+        "ev-1",
+    )
     assert result.exit_code == 0, result.output
     (event,) = sink.events
     assert event["type"] == "com.harvey.feedback.submitted" and event["source"] == "/local/test"

@@ -313,11 +313,17 @@ def test_cli_report_shows_what_each_sentence_was_flagged_for():
 
     report = assess(DRAFT, {1: ART_335, 2: ART_7})
     result = {
-        "run_id": "r", "model_used": "harvey/extractive", "status": "succeeded", "fallbacks_tried": [],
-        "document_md": DRAFT, "citations": [], "faithfulness_report": report, "timings_ms": {"total": 1.0},
+        "run_id": "r",
+        "model_used": "harvey/extractive",
+        "status": "succeeded",
+        "fallbacks_tried": [],
+        "document_md": DRAFT,
+        "citations": [],
+        "faithfulness_report": report,
+        "timings_ms": {"total": 1.0},
         "quality": {"estrutura": 1, "fundamentacao": 1, "clareza": 1, "completude": 1, "overall": 1, "verdict": "x"},
         "pii_report": {"input": {"total": 0, "by_type": {}}, "output": {"total": 0, "by_type": {}}},
-    }  # fmt: skip
+    }
     text = render(result)
     assert "unsupported (0.00) [citation_missing]: O autor litiga de má-fé desde 2019 [3]." in text
     assert "[number_missing]: O prazo para a contestação é de 30 dias [1][2]." in text

@@ -56,13 +56,25 @@ def test_generate_returns_a_cited_draft_and_one_audit_row(client, indexed_tenant
     response = _post(client, key, VALID)
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_json()
-    for field in ("run_id", "document_md", "citations", "sources_used", "faithfulness_report", "quality",
-                  "pii_report", "model_used", "fallbacks_tried", "timings_ms"):  # fmt: skip
+    for field in (
+        "run_id",
+        "document_md",
+        "citations",
+        "sources_used",
+        "faithfulness_report",
+        "quality",
+        "pii_report",
+        "model_used",
+        "fallbacks_tried",
+        "timings_ms",
+    ):
         assert field in body
     assert body["model_used"] == "harvey/extractive"
     assert body["citations"], "the draft cites at least one source"
-    indexed = {d["document_id"] for d in db.query(
-        "SELECT document_id FROM documents WHERE tenant_id = CAST(:t AS uuid)", t=tenant.id)}  # fmt: skip
+    indexed = {
+        d["document_id"]
+        for d in db.query("SELECT document_id FROM documents WHERE tenant_id = CAST(:t AS uuid)", t=tenant.id)
+    }
     for citation in body["citations"]:
         assert f"[{citation['n']}]" in body["document_md"]
         assert citation["source_id"] in indexed
@@ -152,8 +164,11 @@ def test_unknown_route_and_method(client):
 def test_all_models_failing_is_503_with_a_failed_audit_row(client, indexed_tenant, settings_env):
     tenant, key = indexed_tenant
     with FakeOpenAI() as server:
-        settings_env(HARVEY_LLM_MODELS="openai/broken-a,openai/broken-b", HARVEY_LLM_API_BASE=server.url,
-                     OPENAI_API_KEY="sk-test")  # fmt: skip
+        settings_env(
+            HARVEY_LLM_MODELS="openai/broken-a,openai/broken-b",
+            HARVEY_LLM_API_BASE=server.url,
+            OPENAI_API_KEY="sk-test",
+        )
         response = _post(client, key, VALID)
     assert response.status_code == 503
     assert response.headers["Retry-After"]
@@ -167,8 +182,12 @@ def test_all_models_failing_is_503_with_a_failed_audit_row(client, indexed_tenan
 def test_external_model_draft_never_shows_an_invented_source(client, indexed_tenant, settings_env):
     tenant, key = indexed_tenant
     with FakeOpenAI() as server:
-        settings_env(HARVEY_LLM_MODELS="openai/good-model,harvey/extractive", HARVEY_LLM_API_BASE=server.url,
-                     OPENAI_API_KEY="sk-test", HARVEY_TOP_K="3")  # fmt: skip
+        settings_env(
+            HARVEY_LLM_MODELS="openai/good-model,harvey/extractive",
+            HARVEY_LLM_API_BASE=server.url,
+            OPENAI_API_KEY="sk-test",
+            HARVEY_TOP_K="3",
+        )
         response = _post(client, key, VALID)
         sent = json.dumps(server.requests)
     body = response.get_json()

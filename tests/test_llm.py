@@ -11,8 +11,9 @@ from tests.support.fake_openai import FakeOpenAI
 @pytest.fixture
 def fake_openai(settings_env):
     with FakeOpenAI(slow_seconds=4) as server:
-        settings_env(HARVEY_LLM_API_BASE=server.url, HARVEY_LLM_TIMEOUT_S="1", HARVEY_LLM_RETRIES="0",
-                     OPENAI_API_KEY="sk-test")  # fmt: skip
+        settings_env(
+            HARVEY_LLM_API_BASE=server.url, HARVEY_LLM_TIMEOUT_S="1", HARVEY_LLM_RETRIES="0", OPENAI_API_KEY="sk-test"
+        )
         yield server
 
 
@@ -61,13 +62,21 @@ def test_personal_data_never_leaves_for_an_external_model(fake_openai):
 
 def test_offline_model_drafts_only_from_the_sources():
     request = prompts.DraftRequest(
-        doc_type="parecer", area="consumidor", task="Prazo para reclamar de vício de produto durável",
-        sources=[prompts.Source(1, "CDC, art. 26", "Código de Defesa do Consumidor",
-                                "Art. 26. O direito de reclamar pelos vícios aparentes ou de fácil constatação "
-                                "caduca em: I - trinta dias, tratando-se de fornecimento de serviço e de produtos "
-                                "não duráveis; II - noventa dias, tratando-se de fornecimento de serviço e de "
-                                "produtos duráveis.")],
-    )  # fmt: skip
+        doc_type="parecer",
+        area="consumidor",
+        task="Prazo para reclamar de vício de produto durável",
+        sources=[
+            prompts.Source(
+                1,
+                "CDC, art. 26",
+                "Código de Defesa do Consumidor",
+                "Art. 26. O direito de reclamar pelos vícios aparentes ou de fácil constatação "
+                "caduca em: I - trinta dias, tratando-se de fornecimento de serviço e de produtos "
+                "não duráveis; II - noventa dias, tratando-se de fornecimento de serviço e de "
+                "produtos duráveis.",
+            )
+        ],
+    )
     result = llm.complete(prompts.draft_messages(request), ["harvey/extractive"])
     assert result.model == "harvey/extractive"
     for section in prompts.SECTIONS["parecer"]:

@@ -34,8 +34,10 @@ def test_restart_mid_batch_loses_nothing_and_repeats_nothing(private_pg, monkeyp
         "uuid), 'x', "
         "now() - interval '40 days' FROM generate_series(1, :old) UNION ALL SELECT gen_random_uuid(), "
         "CAST(:t AS uuid), 'x', now() - interval '1 day' FROM generate_series(1, :young)",
-        t=tenant.id, old=OLD_TEMP, young=YOUNG_TEMP,
-    )  # fmt: skip
+        t=tenant.id,
+        old=OLD_TEMP,
+        young=YOUNG_TEMP,
+    )
 
     failure: list[BaseException] = []
 

@@ -12,11 +12,18 @@ from harvey.store import audit, db, tenants
 def _record(tenant_id: str, **overrides) -> audit.RunRecord:
     now = datetime.now(UTC)
     values = dict(
-        run_id=str(uuid.uuid4()), tenant_id=tenant_id, task="tarefa", prompt_version="t",
-        input_hash="a" * 64, started_at=now - timedelta(seconds=1), ended_at=now, success=True,
+        run_id=str(uuid.uuid4()),
+        tenant_id=tenant_id,
+        task="tarefa",
+        prompt_version="t",
+        input_hash="a" * 64,
+        started_at=now - timedelta(seconds=1),
+        ended_at=now,
+        success=True,
         faithfulness_report={"score": 0.875, "sentences": [{"text": "x", "citations": [1]}]},
-        estimated_cost_usd=0.0123, sources_used=[{"n": 1, "source_id": "CC:art186"}],
-    )  # fmt: skip
+        estimated_cost_usd=0.0123,
+        sources_used=[{"n": 1, "source_id": "CC:art186"}],
+    )
     values.update(overrides)
     return audit.RunRecord(**values)
 
@@ -124,8 +131,10 @@ def test_rehashing_a_forged_row_still_breaks_the_next_link(make_tenant):
     forged["task"] = "forjada"
     db.query(
         "UPDATE run_audit SET task = :task, row_hash = :h WHERE run_id = CAST(:r AS uuid)",
-        task="forjada", h=audit.row_hash(forged), r=rows[0]["run_id"],
-    )  # fmt: skip
+        task="forjada",
+        h=audit.row_hash(forged),
+        r=rows[0]["run_id"],
+    )
     problems = audit.verify(tenant.id).problems
     assert problems == [{"problem": "broken_link", "seq": 2, "run_id": rows[1]["run_id"]}]
 
@@ -147,8 +156,9 @@ def test_anchor_before_the_retention_checkpoint_is_listed_as_unverifiable(make_t
     rows = [audit.write(_record(tenant.id)) for _ in range(3)]
     db.query(
         "INSERT INTO audit_checkpoints (tenant_id, seq, row_hash) VALUES (CAST(:t AS uuid), 2, :h)",
-        t=tenant.id, h=rows[1]["row_hash"],
-    )  # fmt: skip
+        t=tenant.id,
+        h=rows[1]["row_hash"],
+    )
     db.query("DELETE FROM run_audit WHERE tenant_id = CAST(:t AS uuid) AND seq <= 2", t=tenant.id)
     anchors = [audit.Anchor(r["seq"], r["row_hash"]) for r in rows]
     report = audit.verify(tenant.id, anchors=[*anchors, anchors[0]])

@@ -81,12 +81,23 @@ class FakeOpenAI:
                 if model.startswith("judge"):
                     return self._send(200, _chat(model, judge_answer(model, prompt)))
                 name = "PESSOA_1" if "PESSOA_1" in prompt else "desconhecido"
-                return self._send(200, {
-                    "id": "chatcmpl-1", "object": "chat.completion", "created": int(time.time()), "model": model,
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": ANSWER.format(name=name)}}],
-                    "usage": {"prompt_tokens": 120, "completion_tokens": 60, "total_tokens": 180},
-                })  # fmt: skip
+                return self._send(
+                    200,
+                    {
+                        "id": "chatcmpl-1",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": model,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": ANSWER.format(name=name)},
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 120, "completion_tokens": 60, "total_tokens": 180},
+                    },
+                )
 
             def _send(self, status: int, payload: dict):
                 data = json.dumps(payload).encode()

@@ -63,9 +63,17 @@ def verify(tenant_name: str | None, all_tenants: bool, anchor_texts: tuple[str, 
         targets = [(tenant_name, tenants.by_name(tenant_name).id)]
     reports = {name: trail.verify(tenant_id, anchors=anchors) for name, tenant_id in targets}
     if as_json:
-        echo_json({name: {"ok": r.ok, "rows_checked": r.rows_checked, "problems": r.problems,
-                          "unverifiable_anchors": r.unverifiable}
-                   for name, r in reports.items()})  # fmt: skip
+        echo_json(
+            {
+                name: {
+                    "ok": r.ok,
+                    "rows_checked": r.rows_checked,
+                    "problems": r.problems,
+                    "unverifiable_anchors": r.unverifiable,
+                }
+                for name, r in reports.items()
+            }
+        )
     else:
         for name, report in reports.items():
             state = "OK" if report.ok else f"BROKEN ({len(report.problems)} problems)"
@@ -73,7 +81,9 @@ def verify(tenant_name: str | None, all_tenants: bool, anchor_texts: tuple[str, 
             for problem in report.problems:
                 click.echo(f"  {problem}")
             for old in report.unverifiable:
-                click.echo(f"  anchor {old['anchor_seq']} predates the retention checkpoint "
-                           f"(seq {old['checkpoint_seq']}): its row was pruned, nothing to compare")  # fmt: skip
+                click.echo(
+                    f"  anchor {old['anchor_seq']} predates the retention checkpoint "
+                    f"(seq {old['checkpoint_seq']}): its row was pruned, nothing to compare"
+                )
     if not all(r.ok for r in reports.values()):
         sys.exit(1)

@@ -335,10 +335,15 @@ def _finish(
         state.tell("section", {"title": title, "markdown": markdown})
 
     sources_used = [
-        {"n": s.n, "source_id": s.source_id, "chunk_id": s.chunk_id, "label": s.label,
-         "text_sha256": audit.sha256_text(s.text)}
+        {
+            "n": s.n,
+            "source_id": s.source_id,
+            "chunk_id": s.chunk_id,
+            "label": s.label,
+            "text_sha256": audit.sha256_text(s.text),
+        }
         for s in cited
-    ]  # fmt: skip
+    ]
     pii_report = {"input": pii.report(state.input_matches), "output": pii.report(pii.detect(document_md, names=True))}
     record.success = True
     record.model_used = model
@@ -407,8 +412,13 @@ def _finish(
 
 
 def _source_view(source: prompts.Source) -> dict[str, Any]:
-    return {"n": source.n, "source_id": source.source_id, "title": source.title, "label": source.label,
-            "page": source.page}  # fmt: skip
+    return {
+        "n": source.n,
+        "source_id": source.source_id,
+        "title": source.title,
+        "label": source.label,
+        "page": source.page,
+    }
 
 
 def _redacted_report(report: dict[str, Any]) -> dict[str, Any]:

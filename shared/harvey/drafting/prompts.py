@@ -58,9 +58,18 @@ CONCLUSION_SECTION = {
 # Sections that restate the request (addressing, parties, the client's facts, forum): they make no
 # claim about the sources, so the faithfulness check leaves them out.
 RESTATED_SECTIONS = frozenset(
-    {"Endereçamento", "Qualificação", "Dos Fatos", "Síntese da Inicial", "Relatório", "Partes",
-     "Notificante e Notificado", "Fecho", "Foro"}
-)  # fmt: skip
+    {
+        "Endereçamento",
+        "Qualificação",
+        "Dos Fatos",
+        "Síntese da Inicial",
+        "Relatório",
+        "Partes",
+        "Notificante e Notificado",
+        "Fecho",
+        "Foro",
+    }
+)
 _SECTION = re.compile(r"^##\s+(.+?)\s*$", re.MULTILINE)
 
 SYSTEM = (

@@ -26,13 +26,16 @@ def add(tenant: tenants.Tenant, run_id: str) -> dict[str, Any]:
 
     run = runs.get(tenant.id, run_id)
     if run is None:
-        raise GoldenError(f"no run {run_id} with a stored request for tenant {tenant.name} "
-                          "(only runs made through the generate function can be replayed)")  # fmt: skip
+        raise GoldenError(
+            f"no run {run_id} with a stored request for tenant {tenant.name} "
+            "(only runs made through the generate function can be replayed)"
+        )
     feedback = db.query(
         "SELECT edited_text_md, missing_sources, error_spans FROM feedback_events "
         "WHERE tenant_id = CAST(:t AS uuid) AND run_id = CAST(:r AS uuid) ORDER BY created_at, id",
-        t=tenant.id, r=run_id,
-    )  # fmt: skip
+        t=tenant.id,
+        r=run_id,
+    )
     edited = [f["edited_text_md"] for f in feedback if f["edited_text_md"]]
     missing = list({m["raw"]: m for f in feedback for m in f["missing_sources"]}.values())
     labels = sorted({s["label"] for f in feedback for s in f["error_spans"]})
@@ -46,10 +49,15 @@ def add(tenant: tenants.Tenant, run_id: str) -> dict[str, Any]:
         "missing_sources = EXCLUDED.missing_sources, error_labels = EXCLUDED.error_labels "
         "RETURNING id, run_id, doc_type, expected_md IS NOT NULL AS has_expected, missing_sources, "
         "error_labels",
-        id=str(uuid.uuid4()), t=tenant.id, r=run_id, doc_type=run["doc_type"],
+        id=str(uuid.uuid4()),
+        t=tenant.id,
+        r=run_id,
+        doc_type=run["doc_type"],
         request=db.jsonb(run["request"]),
-        expected=edited[-1] if edited else None, missing=db.jsonb(missing), labels=db.jsonb(labels),
-    )  # fmt: skip
+        expected=edited[-1] if edited else None,
+        missing=db.jsonb(missing),
+        labels=db.jsonb(labels),
+    )
     assert row is not None
     return {**row, "id": str(row["id"]), "run_id": str(row["run_id"])}
 
@@ -125,11 +133,13 @@ def evaluate(tenant: tenants.Tenant | None, *, dry_run: bool, budget_s: float) -
         else:
             document = result.get("document_md") or ""
             score.update(
-                run_id=result["run_id"], status=result["status"],
-                faithfulness=result["faithfulness_report"]["score"], citations=len(result["citations"]),
+                run_id=result["run_id"],
+                status=result["status"],
+                faithfulness=result["faithfulness_report"]["score"],
+                citations=len(result["citations"]),
                 missing_source_recall=missing_recall(result["citations"], case["missing_sources"]),
                 text_f1=round(token_f1(document, case["expected_md"]), 4) if case["expected_md"] else None,
-            )  # fmt: skip
+            )
         db.query(
             "INSERT INTO golden_runs (id, eval_id, case_id, tenant_id, run_id, status, faithfulness, "
             "citations, "
@@ -137,10 +147,18 @@ def evaluate(tenant: tenants.Tenant | None, *, dry_run: bool, budget_s: float) -
             "CAST(:case AS uuid), CAST(:t AS uuid), CAST(:run AS uuid), :status, :faith, :citations, "
             ":recall, "
             ":f1, :error)",
-            id=str(uuid.uuid4()), eval=eval_id, case=score["case_id"], t=owner.id, run=score.get("run_id"),
-            status=score["status"], faith=score.get("faithfulness"), citations=score.get("citations"),
-            recall=score.get("missing_source_recall"), f1=score.get("text_f1"), error=score.get("error"),
-        )  # fmt: skip
+            id=str(uuid.uuid4()),
+            eval=eval_id,
+            case=score["case_id"],
+            t=owner.id,
+            run=score.get("run_id"),
+            status=score["status"],
+            faith=score.get("faithfulness"),
+            citations=score.get("citations"),
+            recall=score.get("missing_source_recall"),
+            f1=score.get("text_f1"),
+            error=score.get("error"),
+        )
         scores.append(score)
     complete = len(scores) == len(todo)
     return {

@@ -52,9 +52,13 @@ def run(tenant_ids: list[str], *, dry_run: bool, budget_s: float, whole_tables: 
         return _dry_run(tenant_ids, limits, whole_tables)
     result: dict[str, Any] = {
         "cutoffs": {k: v.isoformat() for k, v in limits.items()},
-        "audit_rows_deleted": 0, "feedback_deleted": 0, "blocked": [],
-        "temp_data_deleted": 0, "event_ledger_deleted": 0, "complete": True,
-    }  # fmt: skip
+        "audit_rows_deleted": 0,
+        "feedback_deleted": 0,
+        "blocked": [],
+        "temp_data_deleted": 0,
+        "event_ledger_deleted": 0,
+        "complete": True,
+    }
     for tenant_id in tenant_ids:
         done, blocked = _prune_chain(tenant_id, limits["audit"], budget, result)
         if blocked:
@@ -95,17 +99,23 @@ def _prune_batch(tenant_id: str, cutoff, result: dict[str, Any]) -> tuple[int, d
             "SELECT * FROM run_audit WHERE tenant_id = CAST(:t AS uuid) AND seq >= :seq AND created_at < "
             ":cutoff "
             "ORDER BY seq LIMIT :batch FOR UPDATE SKIP LOCKED",
-            t=tenant_id, seq=expected_seq, cutoff=cutoff, batch=AUDIT_BATCH,
-        )  # fmt: skip
+            t=tenant_id,
+            seq=expected_seq,
+            cutoff=cutoff,
+            batch=AUDIT_BATCH,
+        )
         prefix = []
         blocked = None
         for row in rows:
             problem = (
-                "missing" if row["seq"] != expected_seq
-                else "broken_link" if row["prev_hash"] != expected_prev
-                else "altered" if audit.row_hash(row) != row["row_hash"]
+                "missing"
+                if row["seq"] != expected_seq
+                else "broken_link"
+                if row["prev_hash"] != expected_prev
+                else "altered"
+                if audit.row_hash(row) != row["row_hash"]
                 else None
-            )  # fmt: skip
+            )
             if problem:
                 # Stop here, never leave a hole. A row a concurrent pruner holds looks "missing" too:
                 # only a row that is really gone (or altered, or re-linked) blocks the chain.
@@ -122,14 +132,17 @@ def _prune_batch(tenant_id: str, cutoff, result: dict[str, Any]) -> tuple[int, d
             "INSERT INTO audit_checkpoints (tenant_id, seq, row_hash) VALUES (CAST(:t AS uuid), :seq, :hash) "
             "ON CONFLICT (tenant_id) DO UPDATE SET seq = EXCLUDED.seq, row_hash = EXCLUDED.row_hash, "
             "updated_at = now()",
-            t=tenant_id, seq=last["seq"], hash=last["row_hash"],
-        )  # fmt: skip
+            t=tenant_id,
+            seq=last["seq"],
+            hash=last["row_hash"],
+        )
         feedback = db.one(
             "WITH d AS (DELETE FROM feedback_events WHERE tenant_id = CAST(:t AS uuid) "
             "AND run_id = ANY(CAST(:ids AS uuid[])) AND (SELECT feedback_retention FROM tenants "
             "WHERE id = CAST(:t AS uuid)) = 'delete_with_run' RETURNING 1) SELECT count(*) AS n FROM d",
-            t=tenant_id, ids=ids,
-        )  # fmt: skip
+            t=tenant_id,
+            ids=ids,
+        )
         db.query("DELETE FROM runs WHERE run_id = ANY(CAST(:ids AS uuid[]))", ids=ids)
         db.query("DELETE FROM run_audit WHERE run_id = ANY(CAST(:ids AS uuid[]))", ids=ids)
     result["audit_rows_deleted"] += len(prefix)
@@ -148,8 +161,9 @@ def _seq_exists(tenant_id: str, seq: int) -> bool:
     )
 
 
-def _delete_expired(table: str, cutoff, extra: str, tenant_ids: list[str], budget: Budget,
-                    result: dict[str, Any]) -> bool:  # fmt: skip
+def _delete_expired(
+    table: str, cutoff, extra: str, tenant_ids: list[str], budget: Budget, result: dict[str, Any]
+) -> bool:
     """Delete rows older than cutoff, BATCH at a time by ctid; False when the budget ran out."""
     params: dict[str, Any] = {"cutoff": cutoff, "batch": BATCH}
     if ":tenants" in extra:
@@ -173,19 +187,22 @@ def _dry_run(tenant_ids: list[str], limits: dict[str, Any], whole_tables: bool) 
     audit_rows = db.one(
         "SELECT count(*) AS n, count(DISTINCT tenant_id) AS tenants FROM run_audit "
         "WHERE tenant_id = ANY(CAST(:tenants AS uuid[])) AND created_at < :cutoff",
-        tenants=tenant_ids, cutoff=limits["audit"],
-    )  # fmt: skip
+        tenants=tenant_ids,
+        cutoff=limits["audit"],
+    )
     feedback = db.one(
         "SELECT count(*) AS n FROM feedback_events f JOIN tenants t ON t.id = f.tenant_id "
         "JOIN run_audit a ON a.run_id = f.run_id WHERE f.tenant_id = ANY(CAST(:tenants AS uuid[])) "
         "AND a.created_at < :cutoff AND t.feedback_retention = 'delete_with_run'",
-        tenants=tenant_ids, cutoff=limits["audit"],
-    )  # fmt: skip
+        tenants=tenant_ids,
+        cutoff=limits["audit"],
+    )
     temp = db.one(
         "SELECT count(*) AS n FROM temp_data WHERE created_at < :cutoff"  # noqa: S608 - constant text
         + ("" if whole_tables else " AND tenant_id = ANY(CAST(:tenants AS uuid[]))"),
-        cutoff=limits["temp"], **({} if whole_tables else {"tenants": tenant_ids}),
-    )  # fmt: skip
+        cutoff=limits["temp"],
+        **({} if whole_tables else {"tenants": tenant_ids}),
+    )
     ledger = db.one(
         "SELECT count(*) AS n FROM event_ledger WHERE created_at < :cutoff AND status = 'done'",
         cutoff=limits["ledger"],
@@ -194,8 +211,11 @@ def _dry_run(tenant_ids: list[str], limits: dict[str, Any], whole_tables: bool) 
     return {
         "cutoffs": {k: v.isoformat() for k, v in limits.items()},
         "would_delete": {
-            "audit_rows": audit_rows["n"], "audit_tenants": audit_rows["tenants"], "feedback": feedback["n"],
-            "temp_data": temp["n"], "event_ledger": ledger["n"] if whole_tables else 0,
+            "audit_rows": audit_rows["n"],
+            "audit_tenants": audit_rows["tenants"],
+            "feedback": feedback["n"],
+            "temp_data": temp["n"],
+            "event_ledger": ledger["n"] if whole_tables else 0,
         },
         "complete": True,
-    }  # fmt: skip
+    }

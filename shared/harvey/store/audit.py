@@ -25,12 +25,34 @@ GENESIS = "0" * 64
 
 # The columns covered by the hash, in a fixed order. Adding one is a migration and a new chain rule.
 HASHED_FIELDS = (
-    "run_id", "tenant_id", "seq", "user_id", "task", "doc_type", "started_at", "ended_at", "success",
-    "error_message", "input_hash", "output_hash", "context_docs_hash", "prompt_version", "agent_trace",
-    "policy_snapshot", "pii_report", "sources_used", "faithfulness_report", "estimated_cost_usd",
-    "tokens_input", "tokens_output", "execution_time_ms", "request_id", "model_used", "created_at",
+    "run_id",
+    "tenant_id",
+    "seq",
+    "user_id",
+    "task",
+    "doc_type",
+    "started_at",
+    "ended_at",
+    "success",
+    "error_message",
+    "input_hash",
+    "output_hash",
+    "context_docs_hash",
+    "prompt_version",
+    "agent_trace",
+    "policy_snapshot",
+    "pii_report",
+    "sources_used",
+    "faithfulness_report",
+    "estimated_cost_usd",
+    "tokens_input",
+    "tokens_output",
+    "execution_time_ms",
+    "request_id",
+    "model_used",
+    "created_at",
     "prev_hash",
-)  # fmt: skip
+)
 _JSON_FIELDS = {"agent_trace", "policy_snapshot", "pii_report", "sources_used", "faithfulness_report"}
 
 
