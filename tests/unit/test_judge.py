@@ -14,7 +14,7 @@ from harvey.evaluation.faithfulness import command
 from harvey.faithfulness import assess
 
 from tests.support.fake_openai import FakeOpenAI
-from tests.test_faithfulness import ART_7, ART_335
+from tests.unit.test_faithfulness import ART_7, ART_335
 
 SOURCES = {1: ART_335, 2: ART_7}
 # the screen passes the first; the fake judge, which checks every word against the cited text, does not
@@ -22,7 +22,7 @@ DRAFT = (
     "O réu poderá oferecer contestação no prazo de quinze dias úteis [1].\n\n"
     "O advogado poderá exercer a profissão no prazo de 15 dias [1, 2].\n"
 )
-PAIRS = Path(__file__).parent / "fixtures" / "faithfulness" / "pairs.jsonl"
+PAIRS = Path(__file__).parents[1] / "fixtures" / "faithfulness" / "pairs.jsonl"
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from harvey.drafting import runs
 from harvey.schemas import GenerateRequest
 from harvey.store import audit, db
 
-from tests.test_generate_http import VALID
+from tests.integration.test_generate_http import VALID
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-LIB = Path(__file__).resolve().parents[1] / "shared" / "harvey"
+LIB = Path(__file__).resolve().parents[2] / "shared" / "harvey"
 
 # Lowest first. Same layer: independent packages that may not import each other.
 LAYERS: list[set[str]] = [

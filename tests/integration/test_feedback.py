@@ -259,7 +259,7 @@ def test_summary_and_analytics_are_tenant_scoped(client, make_tenant):
 
 def test_feedback_on_a_cli_run_uses_its_audit_row(make_tenant):
     """Runs made by `harvey generate` have only an audit row: feedback yes, spans no."""
-    from tests.test_maintenance import write_chain
+    from tests.integration.test_maintenance import write_chain
 
     tenant, _ = make_tenant()
     (row,) = write_chain(tenant.id, ages_days=[1])

@@ -21,7 +21,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KNATIVE = ROOT / "knative"
 K8S_VERSION = "1.32.0"
 FUNCTIONS = ("generate", "feedback", "maintenance", "ingest")

@@ -19,7 +19,7 @@ from harvey.edge.openapi import document
 from openapi_spec_validator import validate
 from prometheus_client import REGISTRY
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 from harvey.search.chunking import chunk_document
 from harvey.search.retrieval import Index, StoreUnavailable, build_index, point_id
 
-FIXTURES = Path(__file__).parent / "fixtures" / "retrieval"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "retrieval"
 TENANT_A, TENANT_B = str(uuid.uuid4()), str(uuid.uuid4())
 # short articles only: the real embedder runs on CPU
 ARTICLES = {"CC:art186", "CC:art187", "CC:art927", "CDC:art14", "CPC:art300", "CF88:art1", "CC:art1228"}

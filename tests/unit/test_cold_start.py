@@ -51,7 +51,7 @@ def test_an_offline_draft_never_imports_litellm():
     out = _python(
         "import json, sys\n"
         "from harvey.drafting import llm, prompts\n"
-        "from tests.test_cold_start import REQUEST\n"
+        "from tests.unit.test_cold_start import REQUEST\n"
         "llm.load()\n"
         "c = llm.complete(prompts.draft_messages(REQUEST), ['harvey/extractive'])\n"
         "print(json.dumps({'litellm': 'litellm' in sys.modules, 'ready': llm.ready(), 'model': c.model,\n"

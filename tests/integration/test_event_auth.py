@@ -33,8 +33,8 @@ from cryptography.x509.oid import NameOID
 from harvey.edge import eventauth
 from harvey.store import db
 
-from tests.test_feedback import finished_run
-from tests.test_generate_http import VALID
+from tests.integration.test_feedback import finished_run
+from tests.integration.test_generate_http import VALID
 
 AUDIENCE = "harvey-test-audience"
 BROKER_SUBJECT = "system:serviceaccount:harvey:feedback-submitted-oidc-eventing.knative.dev-trigger"

@@ -18,7 +18,7 @@ from harvey.store.tenants import Tenant
 
 from tests.support.redis_server import PrivateRedis
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VALID = {"doc_type": "parecer", "task": "Prazo para reclamar de vício de produto durável"}
 
 

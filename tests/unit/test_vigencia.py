@@ -10,7 +10,7 @@ from harvey.drafting import references
 from harvey.search import vigencia
 from harvey.search.chunking import chunk_document
 
-FIXTURES = Path(__file__).parent / "fixtures" / "vigencia" / "articles.jsonl"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "vigencia" / "articles.jsonl"
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from harvey.search.chunking import MAX_CHARS, chunk_document, format_article
 
-FIXTURES = Path(__file__).parent / "fixtures" / "retrieval"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "retrieval"
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from harvey.cli import main
 from harvey.ops import golden, tasks
 from harvey.store import db, feedback, tenants
 
-from tests.test_generate_http import VALID
+from tests.integration.test_generate_http import VALID
 
 
 @pytest.fixture(scope="module")

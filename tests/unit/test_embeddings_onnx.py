@@ -14,7 +14,7 @@ import pytest
 from harvey.search import onnx_e5
 from harvey.search.embeddings import LocalE5Embedder, OnnxE5Embedder
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GRAPH_DIR = ROOT / ".harvey" / "onnx"  # the default HARVEY_ONNX_DIR: built once, reused by later sessions
 FIXTURES = ROOT / "tests" / "fixtures" / "retrieval"
 

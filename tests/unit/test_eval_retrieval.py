@@ -19,7 +19,7 @@ from harvey.evaluation.retrieval import (
     score_runs,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "retrieval"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "retrieval"
 RELEVANCE = {"d2": 3.0, "d1": 1.0, "d7": 2.0, "d8": 0.0}
 RANKED = ["d9", "d2", "d1", "d8"]
 

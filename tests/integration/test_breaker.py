@@ -20,7 +20,7 @@ from harvey.store import breaker, kvstore
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.redis_server import PrivateRedis
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 2.0
 MESSAGES = [{"role": "system", "content": "sistema"}, {"role": "user", "content": "Redija com base nas fontes."}]
 

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from harvey.cli import main
 from harvey.evaluation import pii as eval_pii
 
-FIXTURE = Path(__file__).parent / "fixtures" / "pii" / "tiny.conll"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "pii" / "tiny.conll"
 
 
 def test_reader_and_gold_construction():

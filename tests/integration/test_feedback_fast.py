@@ -9,8 +9,14 @@ import pytest
 from harvey import events, metrics
 from harvey.store import db, tenants
 
+from tests.integration.test_feedback import (  # noqa: F401 - `client` is a fixture
+    DOCUMENT,
+    client,
+    finished_run,
+    post,
+    rows,
+)
 from tests.support.event_sink import Sink
-from tests.test_feedback import DOCUMENT, client, finished_run, post, rows  # noqa: F401 - `client` is a fixture
 
 
 @pytest.fixture

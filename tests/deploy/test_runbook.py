@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUNBOOK = ROOT / "docs" / "RUNBOOK.md"
 PROGRAMS = {"harvey", "make", "kn", "kubectl", "psql", "pg_dump", "pg_restore"}
 KN_FLAGS = {

@@ -15,7 +15,7 @@ from harvey.ops import retention, tasks
 from harvey.store import audit, db, feedback
 
 from tests.conftest import pg_ctl
-from tests.test_maintenance import YEAR, write_chain
+from tests.integration.test_maintenance import YEAR, write_chain
 
 OLD, YOUNG, OLD_TEMP, YOUNG_TEMP = 1500, 5, 20000, 100
 

@@ -12,7 +12,7 @@ from cloudevents.http import CloudEvent
 from harvey.drafting import runs
 from harvey.store import audit, db
 
-from tests.test_generate_http import VALID
+from tests.integration.test_generate_http import VALID
 
 
 @pytest.fixture(scope="module")

@@ -69,7 +69,7 @@ def test_end_to_end_feedback_through_the_cli_and_a_served_function(make_tenant, 
     from functions_framework import create_app
     from werkzeug.serving import make_server
 
-    from tests.test_feedback import finished_run
+    from tests.integration.test_feedback import finished_run
 
     tenant, _ = make_tenant()
     settings_env(K_SINK=sink.url)
@@ -240,7 +240,7 @@ def test_send_with_a_token_file_is_accepted_by_an_oidc_protected_function(settin
     from harvey.edge import eventauth
     from werkzeug.serving import make_server
 
-    from tests.test_event_auth import AUDIENCE, PING_SUBJECT, Issuer
+    from tests.integration.test_event_auth import AUDIENCE, PING_SUBJECT, Issuer
 
     issuer = Issuer()
     eventauth._clients.clear()

@@ -11,7 +11,7 @@ from harvey.evaluation.faithfulness import command, lexical_overlap
 from harvey.evaluation.metrics import balanced_accuracy, roc_auc
 from harvey.faithfulness import THRESHOLD
 
-PAIRS = Path(__file__).parent / "fixtures" / "faithfulness" / "pairs.jsonl"
+PAIRS = Path(__file__).parents[1] / "fixtures" / "faithfulness" / "pairs.jsonl"
 
 
 def test_auc_against_hand_computed_values():

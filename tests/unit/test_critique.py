@@ -11,7 +11,7 @@ from harvey.drafting import extractive, prompts
 from harvey.drafting.critique import score_quality
 from harvey.schemas import GenerateRequest
 
-ROOT = Path(__file__).parent
+ROOT = Path(__file__).parents[1]
 TASK = "Prazo para reclamar de vício de produto durável"
 ART26_ANSWER = (
     "O direito de reclamar pelos vícios aparentes ou de fácil constatação caduca em noventa dias, "
