@@ -103,8 +103,11 @@ def test_empty_sparse_query_falls_back_to_dense(store):
     assert hits[0].payload["document_id"] == "a2"
 
 
-def test_ping(store):
-    store.ping()
+def test_ping_answers_without_error_and_leaves_the_data_alone(store):
+    store.upsert(POINTS)
+    before = store.count(A)
+    assert store.ping() is None
+    assert store.count(A) == before > 0
 
 
 def test_edge_data_survives_reopen(tmp_path):

@@ -156,3 +156,21 @@ def test_offline_conclusion_says_when_the_sources_do_not_answer(law):
     assert extractive.NO_ANSWER in draft.split("## Conclusão", 1)[1]
     quality = _score(draft, {1: law["CLT:art59"]}, [0.9])
     assert quality["verdict"] == "needs_review"
+
+
+@pytest.mark.parametrize(
+    ("text", "area"),
+    [
+        ("Cobrança indevida de tarifa bancária ao consumidor pelo fornecedor", "consumidor"),
+        ("Horas extras e rescisão do contrato de trabalho do empregado (CLT)", "trabalhista"),
+        ("Mandado de segurança contra ato que viola direito fundamental", "constitucional"),
+        ("Crime de furto: dosimetria da pena", "penal"),
+        ("Restituição de ICMS pago a maior ao fisco estadual", "tributário"),
+        ("Indenização por dano em acidente de trânsito", "civil"),
+        ("Texto sem palavra de área alguma", "civil"),
+    ],
+)
+def test_the_area_is_the_one_whose_cue_words_the_task_uses_most(text, area):
+    from harvey.drafting.critique import classify_area
+
+    assert classify_area(text) == area
