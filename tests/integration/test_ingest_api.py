@@ -375,18 +375,24 @@ def test_an_upload_whose_pod_died_is_requeued_then_failed(ingest_client, make_te
 
 
 def test_a_full_queue_is_503_with_retry_after_and_writes_nothing(ingest_client, make_tenant):
-    from harvey.search import ingest
+    import threading
+
+    from harvey import pool
+    from harvey.config import get_settings
 
     _, key = make_tenant("ingest")
-    _, slots = ingest._pool()
-    held = 0
-    while slots.acquire(blocking=False):
-        held += 1
+    settings = get_settings()
+    workers = pool.named("ingest", settings.ingest_workers, settings.ingest_queue_depth)
+    release = threading.Event()
+    try:
+        while True:  # fill every slot with a job that waits
+            workers.submit(lambda: None, lambda _: release.wait(30))
+    except pool.Full:
+        pass
     try:
         response = upload(ingest_client, key, b"Texto qualquer.", TEXT, "sem-vaga")
     finally:
-        for _ in range(held):
-            slots.release()
+        release.set()
     assert response.status_code == 503 and response.headers["Retry-After"] == "5"
     assert ingest_client.get("/documents/sem-vaga", headers={"Authorization": f"Bearer {key}"}).status_code == 404
 

@@ -159,8 +159,6 @@ def test_a_full_async_queue_is_503_with_retry_after_and_writes_no_row(apps, inde
             HARVEY_ASYNC_WORKERS="1",
             HARVEY_ASYNC_QUEUE_DEPTH="1",
         )
-        monkeypatch.setattr(runs, "_executor", None)
-        monkeypatch.setattr(runs, "_slots", None)
         answers = [
             apps["generate"].post("/", json=VALID, headers={**_bearer(key), "Prefer": "respond-async"})
             for _ in range(4)

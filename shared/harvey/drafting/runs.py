@@ -16,16 +16,15 @@ any row is written (QueueFull → 503 with Retry-After), so nothing waits foreve
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from harvey import metrics
+from harvey import metrics, pool
 from harvey.config import get_settings
 from harvey.drafting.pipeline import GenerationError, Progress
 from harvey.schemas import DraftResult, GenerateRequest, InvalidRequest
@@ -177,19 +176,9 @@ def start_sync(
     return execute(tenant, job, run_id, progress)
 
 
-_executor_lock = threading.Lock()
-_executor: ThreadPoolExecutor | None = None
-_slots: threading.BoundedSemaphore | None = None
-
-
-def _async_pool() -> tuple[ThreadPoolExecutor, threading.BoundedSemaphore]:
-    global _executor, _slots
-    with _executor_lock:
-        if _executor is None or _slots is None:
-            settings = get_settings()
-            _executor = ThreadPoolExecutor(settings.async_workers, thread_name_prefix="harvey-run")
-            _slots = threading.BoundedSemaphore(settings.async_workers + settings.async_queue_depth)
-        return _executor, _slots
+def _pool() -> pool.BoundedPool:
+    settings = get_settings()
+    return pool.named("run", settings.async_workers, settings.async_queue_depth)
 
 
 def start_async(tenant: Tenant, body: dict[str, Any], request_id: str | None) -> str:
@@ -199,17 +188,11 @@ def start_async(tenant: Tenant, body: dict[str, Any], request_id: str | None) ->
     CloudEvent path when a run must not be lost.
     """
     job = parse(body, request_id)
-    executor, slots = _async_pool()
-    if not slots.acquire(blocking=False):
-        metrics.ASYNC_REJECTED.inc()
-        raise QueueFull("this instance's async queue is full; retry shortly or send a CloudEvent")
     try:
-        run_id = str(uuid.uuid4())
-        create(tenant, job, run_id=run_id, origin="async")
-        executor.submit(_work, tenant, job, run_id, slots)
-    except BaseException:
-        slots.release()
-        raise
+        run_id, _ = _pool().submit(lambda: _created(tenant, job, "async"), lambda run_id: _work(tenant, job, run_id))
+    except pool.Full:
+        metrics.ASYNC_REJECTED.inc()
+        raise QueueFull("this instance's async queue is full; retry shortly or send a CloudEvent") from None
     return run_id
 
 
@@ -219,30 +202,28 @@ def start_streamed(
     """A streamed draft: the run goes to the same bounded pool as async ones (QueueFull when full)
     while the request's thread writes its progress; the future holds the result or GenerationError."""
     job = parse(body, request_id)
-    executor, slots = _async_pool()
-    if not slots.acquire(blocking=False):
-        metrics.ASYNC_REJECTED.inc()
-        raise QueueFull("this instance's run queue is full; retry shortly")
     try:
-        run_id = str(uuid.uuid4())
-        create(tenant, job, run_id=run_id, origin="stream")
-        future = executor.submit(execute, tenant, job, run_id, progress)
-    except BaseException:
-        slots.release()
-        raise
-    future.add_done_callback(lambda _: slots.release())
-    return run_id, future
+        return _pool().submit(
+            lambda: _created(tenant, job, "stream"), lambda run_id: execute(tenant, job, run_id, progress)
+        )
+    except pool.Full:
+        metrics.ASYNC_REJECTED.inc()
+        raise QueueFull("this instance's run queue is full; retry shortly") from None
 
 
-def _work(tenant: Tenant, job: Job, run_id: str, slots: threading.BoundedSemaphore) -> None:
+def _created(tenant: Tenant, job: Job, origin: str) -> str:
+    run_id = str(uuid.uuid4())
+    create(tenant, job, run_id=run_id, origin=origin)
+    return run_id
+
+
+def _work(tenant: Tenant, job: Job, run_id: str) -> None:
     try:
         execute(tenant, job, run_id)
     except GenerationError:
         pass  # stored on the row and audited
     except Exception:  # noqa: BLE001 - a worker has nobody to raise to; fail_stale closes the run later
         log.exception("async run failed", extra={"run_id": run_id})
-    finally:
-        slots.release()
 
 
 def from_event(tenant: Tenant, body: dict[str, Any], source: str, event_id: str) -> EventOutcome:

@@ -27,13 +27,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harvey import metrics
+from harvey import metrics, pool
 from harvey.config import get_settings
 from harvey.schemas import InvalidRequest, check_text
 from harvey.search import cache
@@ -329,16 +329,13 @@ def accept(tenant_id: str, upload: Upload) -> Accepted:
     prepared = prepare(tenant_id, upload)
     if prepared.submission is None:
         return prepared.accepted
-    executor, slots = _pool()
-    if not slots.acquire(blocking=False):
-        metrics.INGEST_REJECTED.labels(reason="queue_full").inc()
-        raise QueueFull("this instance's ingest queue is full; retry shortly")
-    try:
-        documents.submit(tenant_id, prepared.document_id, prepared.submission, LEASE_S)
-        job = executor.submit(_work, tenant_id, prepared.document_id, prepared.submission.upload_id, slots)
-    except BaseException:
-        slots.release()
-        raise
+    submission = prepared.submission
+    _, job = _queue(
+        lambda: documents.submit(tenant_id, prepared.document_id, submission, LEASE_S),
+        tenant_id,
+        prepared.document_id,
+        submission.upload_id,
+    )
     return replace(prepared.accepted, job=job)
 
 
@@ -348,15 +345,7 @@ def resume(tenant_id: str, document_id: str, upload_id: str) -> Accepted | None:
     current = documents.get(tenant_id, document_id)
     if current is None or current.upload_id != upload_id or current.status != "queued":
         return None
-    executor, slots = _pool()
-    if not slots.acquire(blocking=False):
-        metrics.INGEST_REJECTED.labels(reason="queue_full").inc()
-        raise QueueFull("this instance's ingest queue is full; retry shortly")
-    try:
-        job = executor.submit(_work, tenant_id, document_id, upload_id, slots)
-    except BaseException:
-        slots.release()
-        raise
+    _, job = _queue(lambda: None, tenant_id, document_id, upload_id)
     return Accepted(document_id, "queued", current.sha256 or "", job)
 
 
@@ -381,30 +370,24 @@ def ingest_upload(tenant_id: str, upload: Upload) -> tuple[Accepted, documents.D
     return prepared.accepted, found
 
 
-_pool_lock = threading.Lock()
-_executor: ThreadPoolExecutor | None = None
-_slots: threading.BoundedSemaphore | None = None
+def _queue(prepare: Callable[[], object], tenant_id: str, document_id: str, upload_id: str):  # noqa: ANN202
+    """`prepare` here, then `process` on this process's ingest pool; QueueFull (nothing done) when it is full."""
+    settings = get_settings()
+    workers = pool.named("ingest", settings.ingest_workers, settings.ingest_queue_depth)
+    try:
+        return workers.submit(prepare, lambda _: _work(tenant_id, document_id, upload_id))
+    except pool.Full:
+        metrics.INGEST_REJECTED.labels(reason="queue_full").inc()
+        raise QueueFull("this instance's ingest queue is full; retry shortly") from None
 
 
-def _pool() -> tuple[ThreadPoolExecutor, threading.BoundedSemaphore]:
-    global _executor, _slots
-    with _pool_lock:
-        if _executor is None or _slots is None:
-            settings = get_settings()
-            _executor = ThreadPoolExecutor(settings.ingest_workers, thread_name_prefix="harvey-ingest")
-            _slots = threading.BoundedSemaphore(settings.ingest_workers + settings.ingest_queue_depth)
-        return _executor, _slots
-
-
-def _work(tenant_id: str, document_id: str, upload_id: str, slots: threading.BoundedSemaphore) -> str:
+def _work(tenant_id: str, document_id: str, upload_id: str) -> str:
     """`process` on a pool thread: its outcome, or "error" (logged; the lease brings the upload back)."""
     try:
         return process(tenant_id, document_id, upload_id)
     except Exception:  # noqa: BLE001 - a worker has nobody to raise to
         log.exception("document processing failed", extra={"document_id": document_id, "upload_id": upload_id})
         return "error"
-    finally:
-        slots.release()
 
 
 def process(tenant_id: str, document_id: str, upload_id: str) -> str:
