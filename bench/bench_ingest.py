@@ -62,9 +62,11 @@ def free_port() -> int:
 
 def call(url: str, key: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict]:
     request = urllib.request.Request(  # noqa: S310 - loopback only
-        url, data=data, method="POST" if data is not None else "GET",
+        url,
+        data=data,
+        method="POST" if data is not None else "GET",
         headers={"Authorization": f"Bearer {key}", **(headers or {})},
-    )  # fmt: skip
+    )
     try:
         with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310
             return response.status, json.loads(response.read() or b"{}")
@@ -77,11 +79,20 @@ def serve(env: dict[str, str], home: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     home.mkdir(parents=True)
     process = subprocess.Popen(  # noqa: S603 - our own venv's binary
-        [str(BIN / "functions-framework"), "--target", "ingest", "--source", "functions/ingest/main.py",
-         "--port", str(port)],
+        [
+            str(BIN / "functions-framework"),
+            "--target",
+            "ingest",
+            "--source",
+            "functions/ingest/main.py",
+            "--port",
+            str(port),
+        ],
         env={**os.environ, **env, "QDRANT_PATH": str(home / "qdrant"), "HARVEY_HOME": str(home)},
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -121,8 +132,12 @@ def through_the_function(
 ) -> list[float]:
     """Documents/s with `processes` ingest processes of `threads` ingest workers each (and as many queued),
     one run per fresh set of document ids."""
-    pod = {**env, "HARVEY_INGEST_WORKERS": str(threads), "HARVEY_INGEST_QUEUE_DEPTH": str(threads),
-           "THREADS": str(2 * threads)}  # fmt: skip
+    pod = {
+        **env,
+        "HARVEY_INGEST_WORKERS": str(threads),
+        "HARVEY_INGEST_QUEUE_DEPTH": str(threads),
+        "THREADS": str(2 * threads),
+    }
     servers = [serve(pod, home / f"{uuid.uuid4().hex[:8]}-{i}") for i in range(processes)]
     urls = [url for _, url in servers]
     in_flight = 2 * threads
@@ -199,20 +214,29 @@ def main() -> None:
         db.migrate()
         _, key = tenants.create(f"bench-{uuid.uuid4().hex[:6]}")
         rate, count = embedding_rate(args.runs)
-        rows.append((f"chunks embedded and indexed ({count} chunks of the mixed set, in-process)",
-                     f"{rate:.1f} chunks/s"))  # fmt: skip
+        rows.append(
+            (f"chunks embedded and indexed ({count} chunks of the mixed set, in-process)", f"{rate:.1f} chunks/s")
+        )
         sets = [("mixed: 8 text PDFs, 4 DOCX, 4 HTML, 4 Markdown", mixed())]
         if not args.no_ocr:
             sets.append(("scanned PDFs, 2 pages each, OCR", scans()))
         for label, files in sets:
             one = statistics.median(through_the_function(env, key, files, 1, args.runs, home))
             two = statistics.median(through_the_function(env, key, files, 2, args.runs, home))
-            rows.append((f"documents/s through the function, {label}: 1 / 2 worker processes",
-                         f"{one:.2f} / {two:.2f} documents/s: scale-out {two / one:.2f}×"))  # fmt: skip
+            rows.append(
+                (
+                    f"documents/s through the function, {label}: 1 / 2 worker processes",
+                    f"{one:.2f} / {two:.2f} documents/s: scale-out {two / one:.2f}×",
+                )
+            )
             if files is sets[0][1]:
                 threaded = statistics.median(through_the_function(env, key, files, 1, args.runs, home, threads=2))
-                rows.append(("  the same, 1 process with HARVEY_INGEST_WORKERS=2 (threads, not processes)",
-                             f"{threaded:.2f} documents/s: {threaded / one:.2f}× one worker"))  # fmt: skip
+                rows.append(
+                    (
+                        "  the same, 1 process with HARVEY_INGEST_WORKERS=2 (threads, not processes)",
+                        f"{threaded:.2f} documents/s: {threaded / one:.2f}× one worker",
+                    )
+                )
     finally:
         db.reset()
         admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -92,10 +92,14 @@ def bench_store(points: int, runs: int, dim: int = 384) -> dict[str, float]:
 
     tenants = [str(uuid.uuid4()) for _ in range(4)]
     data = [
-        StoredPoint(str(uuid.uuid4()), vector(), weights.document(texts[i % len(texts)]),
-                    {"tenant_id": tenants[i % 4], "document_id": f"d{i}", "text": texts[i % len(texts)]})
+        StoredPoint(
+            str(uuid.uuid4()),
+            vector(),
+            weights.document(texts[i % len(texts)]),
+            {"tenant_id": tenants[i % 4], "document_id": f"d{i}", "text": texts[i % len(texts)]},
+        )
         for i in range(points)
-    ]  # fmt: skip
+    ]
     probes = [(vector(), weights.query(q)) for q in QUERIES]
     rates, p50s, p95s = [], [], []
     for _ in range(runs):

@@ -23,13 +23,17 @@ DOCUMENTS_GENERATED = Counter("documents_generated_total", "Drafts returned", ["
 GENERATION_FAILURES = Counter("generation_failures_total", "Runs that ended in an error", ["reason"])
 LLM_FALLBACKS = Counter("llm_fallbacks_total", "Model calls that failed and fell through the chain", ["model"])
 LLM_DURATION = Histogram(
-    "llm_request_duration_seconds", "Time spent in one model call", ["model"],
+    "llm_request_duration_seconds",
+    "Time spent in one model call",
+    ["model"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
-)  # fmt: skip
+)
 FAITHFULNESS = Histogram(
-    "faithfulness_score", "Overall faithfulness of returned drafts", ["doc_type"],
+    "faithfulness_score",
+    "Overall faithfulness of returned drafts",
+    ["doc_type"],
     buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
-)  # fmt: skip
+)
 EVENTS_EMITTED = Counter("events_emitted_total", "CloudEvents sent to K_SINK", ["type", "outcome"])
 CACHE_LOOKUPS = Counter("retrieval_cache_lookups_total", "Retrieval cache lookups", ["outcome"])
 ASYNC_REJECTED = Counter("harvey_async_rejected_total", "respond-async requests refused: the run queue was full")
@@ -89,21 +93,26 @@ def exposition() -> tuple[bytes, str]:
 
 # Documents in through the ingest function (issue 11). kind: pdf, docx, html, text, markdown, other.
 INGEST_DOCUMENTS = Counter(
-    "harvey_ingest_documents_total", "Uploads by outcome: indexed, failed (unreadable), unchanged, error (stores/OCR)",
+    "harvey_ingest_documents_total",
+    "Uploads by outcome: indexed, failed (unreadable), unchanged, error (stores/OCR)",
     ["kind", "outcome"],
-)  # fmt: skip
+)
 INGEST_REJECTED = Counter(
-    "harvey_ingest_rejected_total", "Uploads refused at once: queue_full, unsupported, wrong_type, too_large",
+    "harvey_ingest_rejected_total",
+    "Uploads refused at once: queue_full, unsupported, wrong_type, too_large",
     ["reason"],
-)  # fmt: skip
+)
 INGEST_QUEUE_WAIT = Histogram(
-    "harvey_ingest_queue_wait_seconds", "From an upload's arrival to a worker taking it",
+    "harvey_ingest_queue_wait_seconds",
+    "From an upload's arrival to a worker taking it",
     buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600),
-)  # fmt: skip
+)
 INGEST_DURATION = Histogram(
-    "harvey_ingest_processing_seconds", "Parse, chunk, embed and index one upload", ["kind"],
+    "harvey_ingest_processing_seconds",
+    "Parse, chunk, embed and index one upload",
+    ["kind"],
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900),
-)  # fmt: skip
+)
 INGEST_CHUNKS = Counter("harvey_ingest_chunks_total", "Chunks embedded and indexed from uploads")
 INGEST_PAGES = Counter("harvey_ingest_pages_total", "PDF pages of indexed uploads, by how they were read", ["method"])
 STALE_DOCUMENTS = Counter(

@@ -105,10 +105,13 @@ def test_a_pdf_is_uploaded_indexed_and_cited_with_its_page(ingest_client, genera
 
     draft = generate_client.post(
         "/",
-        json={"doc_type": "parecer", "task": "Direitos básicos do consumidor: proteção da vida, saúde e segurança "
-              "contra os riscos de produtos e serviços perigosos"},
+        json={
+            "doc_type": "parecer",
+            "task": "Direitos básicos do consumidor: proteção da vida, saúde e segurança "
+            "contra os riscos de produtos e serviços perigosos",
+        },
         headers={"Authorization": f"Bearer {key}"},
-    )  # fmt: skip
+    )
     assert draft.status_code == 200, draft.get_data(as_text=True)
     result = draft.get_json()
     cited = {c["label"]: c for c in result["citations"] if c["source_id"] == "cdc-2-paginas"}
@@ -264,9 +267,10 @@ def test_413_is_answered_without_reading_the_body(ingest_client, make_tenant, se
     assert "1000" in response.get_json()["error"]["message"]
     chunked = CountingStream(50_000)  # no length announced: read up to the limit, and not a byte more
     response = ingest_client.post(
-        "/documents", headers={**headers, "Transfer-Encoding": "chunked"},
+        "/documents",
+        headers={**headers, "Transfer-Encoding": "chunked"},
         environ_overrides={"wsgi.input": chunked, "wsgi.input_terminated": True},
-    )  # fmt: skip
+    )
     assert response.status_code == 413 and chunked.read_bytes <= 1001 + 64 * 1024
 
 
@@ -318,8 +322,12 @@ def deliver(client, event: CloudEvent):
 def test_a_document_event_is_taken_once(ingest_client, make_tenant):
     tenant, key = make_tenant("ingest")
     content = "# Tópico 1\n\nA multa contratual por atraso é de dois por cento ao mês.\n".encode()
-    data = {"tenant_id": tenant.id, "document_id": "politica-multas", "content_type": MARKDOWN,
-            "content_base64": base64.b64encode(content).decode()}  # fmt: skip
+    data = {
+        "tenant_id": tenant.id,
+        "document_id": "politica-multas",
+        "content_type": MARKDOWN,
+        "content_base64": base64.b64encode(content).decode(),
+    }
     event = document_event(data)
     first = deliver(ingest_client, event)  # held while it is indexed: what the autoscaler counts
     assert first.status_code == 200, first.get_data(as_text=True)
@@ -347,8 +355,9 @@ def test_an_upload_whose_pod_died_is_requeued_then_failed(ingest_client, make_te
         row = db.one(
             "UPDATE documents SET status = 'processing', lease_until = now() - interval '1 second', "
             "original = :o WHERE tenant_id = CAST(:t AS uuid) AND document_id = 'ata' RETURNING upload_id",
-            t=tenant.id, o=content,
-        )  # fmt: skip
+            t=tenant.id,
+            o=content,
+        )
         return str(row["upload_id"])
 
     assert accepted.status_code == 202

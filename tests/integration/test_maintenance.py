@@ -26,18 +26,30 @@ def write_chain(tenant_id: str, ages_days: list[float]) -> list[dict]:
             t=tenant_id,
         ) or db.one("SELECT seq, row_hash FROM audit_checkpoints WHERE tenant_id = CAST(:t AS uuid)", t=tenant_id)
         record = audit.RunRecord(
-            run_id=str(uuid.uuid4()), tenant_id=tenant_id, task="tarefa", prompt_version="t",
+            run_id=str(uuid.uuid4()),
+            tenant_id=tenant_id,
+            task="tarefa",
+            prompt_version="t",
             input_hash="a" * 64,
-            started_at=when, ended_at=when, success=True, doc_type="parecer",
-        )  # fmt: skip
-        row = dict(record.__dict__, seq=last["seq"] + 1 if last else 1, created_at=when,
-                   prev_hash=last["row_hash"] if last else audit.GENESIS)  # fmt: skip
+            started_at=when,
+            ended_at=when,
+            success=True,
+            doc_type="parecer",
+        )
+        row = dict(
+            record.__dict__,
+            seq=last["seq"] + 1 if last else 1,
+            created_at=when,
+            prev_hash=last["row_hash"] if last else audit.GENESIS,
+        )
         row["row_hash"] = audit.row_hash(row)
         columns = [*audit.HASHED_FIELDS, "row_hash"]
         jsonish = {"agent_trace", "policy_snapshot", "pii_report", "sources_used", "faithfulness_report"}
         values = ", ".join(f"CAST(:{c} AS jsonb)" if c in jsonish else f":{c}" for c in columns)
-        db.query(f"INSERT INTO run_audit ({', '.join(columns)}) VALUES ({values})",
-                 **{c: db.jsonb(row[c]) if c in jsonish else row[c] for c in columns})  # fmt: skip
+        db.query(
+            f"INSERT INTO run_audit ({', '.join(columns)}) VALUES ({values})",
+            **{c: db.jsonb(row[c]) if c in jsonish else row[c] for c in columns},
+        )
         written.append(row)
     return written
 
@@ -48,8 +60,10 @@ def temp_rows(tenant_id: str, ages_days: list[float]) -> None:
             "INSERT INTO temp_data (id, tenant_id, kind, created_at) VALUES (CAST(:id AS uuid), CAST(:t AS "
             "uuid), "
             "'upload', now() - make_interval(secs => :s))",
-            id=str(uuid.uuid4()), t=tenant_id, s=age * 86400,
-        )  # fmt: skip
+            id=str(uuid.uuid4()),
+            t=tenant_id,
+            s=age * 86400,
+        )
 
 
 def count(table: str, tenant_id: str) -> int:
@@ -69,8 +83,13 @@ def test_retention_prunes_a_prefix_keeps_the_young_and_the_chain_verifies(make_t
     temp_rows(tenant.id, [31, 45, 29, 1])
 
     dry = tasks.run("retention", scoped(tenant, dry_run=True))
-    assert dry["would_delete"] == {"audit_rows": 3, "audit_tenants": 1, "feedback": 1, "temp_data": 2,
-                                   "event_ledger": 0}  # fmt: skip
+    assert dry["would_delete"] == {
+        "audit_rows": 3,
+        "audit_tenants": 1,
+        "feedback": 1,
+        "temp_data": 2,
+        "event_ledger": 0,
+    }
     assert count("run_audit", tenant.id) == 6 and count("temp_data", tenant.id) == 4
 
     result = tasks.run("retention", scoped(tenant))
@@ -88,9 +107,18 @@ def test_retention_prunes_a_prefix_keeps_the_young_and_the_chain_verifies(make_t
 
     again = tasks.run("retention", scoped(tenant))  # idempotent: nothing left to do
     assert again["audit_rows_deleted"] == 0 and again["temp_data_deleted"] == 0
-    audit.write(audit.RunRecord(run_id=str(uuid.uuid4()), tenant_id=tenant.id, task="t", prompt_version="t",
-                                input_hash="b" * 64, started_at=datetime.now(UTC), ended_at=datetime.now(UTC),
-                                success=True))  # fmt: skip
+    audit.write(
+        audit.RunRecord(
+            run_id=str(uuid.uuid4()),
+            tenant_id=tenant.id,
+            task="t",
+            prompt_version="t",
+            input_hash="b" * 64,
+            started_at=datetime.now(UTC),
+            ended_at=datetime.now(UTC),
+            success=True,
+        )
+    )
     assert audit.verify(tenant.id).ok
 
 
@@ -101,9 +129,17 @@ def test_pruning_everything_leaves_a_checkpoint_new_rows_continue(make_tenant):
     assert count("run_audit", tenant.id) == 0
     now = datetime.now(UTC)
     new = audit.write(
-        audit.RunRecord(run_id=str(uuid.uuid4()), tenant_id=tenant.id, task="t", prompt_version="t",
-                        input_hash="c" * 64, started_at=now, ended_at=now, success=True)
-    )  # fmt: skip
+        audit.RunRecord(
+            run_id=str(uuid.uuid4()),
+            tenant_id=tenant.id,
+            task="t",
+            prompt_version="t",
+            input_hash="c" * 64,
+            started_at=now,
+            ended_at=now,
+            success=True,
+        )
+    )
     assert new["seq"] == 3 and new["prev_hash"] == rows[-1]["row_hash"]
     assert audit.verify(tenant.id).ok
 
@@ -173,10 +209,12 @@ def test_unknown_task_and_bad_params_are_task_errors():
     with pytest.raises(tasks.TaskError) as caught:
         tasks.run("defrag", tasks.Params())
     assert caught.value.field == "task"
-    for data, field in [({"task": "retention", "dry_run": "yes"}, "dry_run"),
-                        ({"task": "retention", "budget_s": 0}, "budget_s"),
-                        ({"task": "retention", "tenant": "no-such-firm"}, "tenant"),
-                        ({"task": "retention", "colour": 1}, "colour")]:  # fmt: skip
+    for data, field in [
+        ({"task": "retention", "dry_run": "yes"}, "dry_run"),
+        ({"task": "retention", "budget_s": 0}, "budget_s"),
+        ({"task": "retention", "tenant": "no-such-firm"}, "tenant"),
+        ({"task": "retention", "colour": 1}, "colour"),
+    ]:
         with pytest.raises(tasks.TaskError) as caught:
             tasks.params_from(data)
         assert caught.value.field == field
@@ -194,10 +232,13 @@ def client():
 
 def ping(data: dict, event_id: str | None = None) -> CloudEvent:
     return CloudEvent(
-        {"type": "dev.knative.sources.ping", "source": "/apis/v1/namespaces/harvey/pingsources/nightly",
-         "id": event_id or str(uuid.uuid4())},
+        {
+            "type": "dev.knative.sources.ping",
+            "source": "/apis/v1/namespaces/harvey/pingsources/nightly",
+            "id": event_id or str(uuid.uuid4()),
+        },
         data,
-    )  # fmt: skip
+    )
 
 
 def deliver(client, event, mode: str = "binary"):
@@ -245,9 +286,13 @@ def test_a_delivery_while_another_holds_the_event_is_409(client, make_tenant):
 
 @pytest.mark.parametrize(
     ("data", "field"),
-    [({"task": "defrag"}, "task"), ({}, "task"), ({"task": "purge_document"}, "tenant"),
-     ({"task": "retention", "dry_run": 1}, "dry_run")],
-)  # fmt: skip
+    [
+        ({"task": "defrag"}, "task"),
+        ({}, "task"),
+        ({"task": "purge_document"}, "tenant"),
+        ({"task": "retention", "dry_run": 1}, "dry_run"),
+    ],
+)
 def test_bad_pings_are_400_final(client, data, field):
     event = ping(data)
     response = deliver(client, event)

@@ -146,8 +146,15 @@ def browser() -> Iterator[Any]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1360,1000",
-                     "--force-device-scale-factor=1", "--lang=pt-BR", "--disable-gpu"):  # fmt: skip
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1360,1000",
+        "--force-device-scale-factor=1",
+        "--lang=pt-BR",
+        "--disable-gpu",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
@@ -231,7 +238,7 @@ def notificacao_view(run_id: str) -> page.ReviewView:
                 "title": "Extrato de março a agosto",
                 "excerpt": "Tarifa de pacote de serviços — R$ 39,90 — seis lançamentos.",
             },
-        ],  # fmt: skip
+        ],
         "faithfulness_report": {
             "score": 0.5,
             "sentences": [
@@ -243,7 +250,7 @@ def notificacao_view(run_id: str) -> page.ReviewView:
                     "flags": ["number_missing"],
                 },
             ],
-        },  # fmt: skip
+        },
     }
     return page.view_from_result(run_id, result, doc_type="notificacao")
 
@@ -383,8 +390,20 @@ def test_every_control_is_reached_by_tab_with_a_visible_focus(browser):
                 assert element.value_of_css_property("outline-style") != "none"
                 break
             element.send_keys(Keys.TAB)
-        wanted = ["skip", "cite", "passage", "mark-label", "mark-suggestion", "mark-add", "missing-raw",
-                  "missing-class", "missing-add", "comment", "summary", "send"]  # fmt: skip
+        wanted = [
+            "skip",
+            "cite",
+            "passage",
+            "mark-label",
+            "mark-suggestion",
+            "mark-add",
+            "missing-raw",
+            "missing-class",
+            "missing-add",
+            "comment",
+            "summary",
+            "send",
+        ]
         assert [w for w in wanted if w in reached] == wanted, reached
         assert reached.count("cite") == 5
     finally:
@@ -432,8 +451,9 @@ def test_a_demo_run_reviewed_in_the_browser_is_stored_with_exact_offsets(browser
     index, claim = next((i, c) for i, c in enumerate(view.claims) if c.start is not None and not c.supported)
 
     def record(tenant_id: str, body: dict[str, Any], headers: dict[str, str]) -> str:
-        return feedback.record(tenant_id, body, dedupe_key=f"idem:{headers['idempotency-key']}",
-                               same_body_required=True).id  # fmt: skip
+        return feedback.record(
+            tenant_id, body, dedupe_key=f"idem:{headers['idempotency-key']}", same_body_required=True
+        ).id
 
     server = ReviewServer({run_id: view}, record=record)
     token = links.mint(SECRET, tenant.id, run_id, 3600)
@@ -462,8 +482,9 @@ def test_a_demo_run_reviewed_in_the_browser_is_stored_with_exact_offsets(browser
     stored = db.one(
         "SELECT run_id, rating, error_spans, missing_sources, edited_text_md, tags FROM feedback_events "
         "WHERE tenant_id = CAST(:t AS uuid) AND run_id = CAST(:r AS uuid)",
-        t=tenant.id, r=run_id,
-    )  # fmt: skip
+        t=tenant.id,
+        r=run_id,
+    )
     assert stored is not None and stored["rating"] == 1 and stored["tags"] == [page.TAG]
     (span,) = stored["error_spans"]
     assert (span["start"], span["end"]) == (claim.start, claim.end)

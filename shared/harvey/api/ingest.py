@@ -105,11 +105,20 @@ def _location(document_id: str) -> str:
 
 def _view(doc) -> DocumentView:  # noqa: ANN001 - a store.documents.Document
     return DocumentView(
-        document_id=doc.document_id, status=doc.status, title=doc.title or doc.document_id,
-        content_type=doc.content_type, sha256=doc.sha256, bytes=doc.bytes, pages=doc.pages,
-        ocr_pages=doc.ocr_pages, chunks=doc.chunks, parser=doc.parser, error=doc.error,
-        created_at=doc.created_at, updated_at=doc.updated_at,
-    )  # fmt: skip
+        document_id=doc.document_id,
+        status=doc.status,
+        title=doc.title or doc.document_id,
+        content_type=doc.content_type,
+        sha256=doc.sha256,
+        bytes=doc.bytes,
+        pages=doc.pages,
+        ocr_pages=doc.ocr_pages,
+        chunks=doc.chunks,
+        parser=doc.parser,
+        error=doc.error,
+        created_at=doc.created_at,
+        updated_at=doc.updated_at,
+    )
 
 
 def _accepted(tenant_id: str, accepted, wait_s: float) -> Response:  # noqa: ANN001 - a search.ingest.Accepted

@@ -24,8 +24,13 @@ def events() -> None:
 @click.option("--source", default="/harvey/cli", show_default=True, help="CloudEvent source.")
 @click.option("--id", "event_id", help="CloudEvent id (default: a new UUID; reuse one to test dedupe).")
 @click.option("--attempts", type=click.IntRange(1, 20), default=5, show_default=True, help="Deliveries at most.")
-@click.option("--backoff", type=click.FloatRange(0, 60), default=0.5, show_default=True,
-              help="First retry delay in seconds, doubled each time.")  # fmt: skip
+@click.option(
+    "--backoff",
+    type=click.FloatRange(0, 60),
+    default=0.5,
+    show_default=True,
+    help="First retry delay in seconds, doubled each time.",
+)
 @click.option(
     "--token-file",
     type=click.Path(dir_okay=False, allow_dash=True),

@@ -44,8 +44,12 @@ def analytics(tenant_name: str, since: str | None) -> None:
 @feedback.command("add")
 @click.argument("run_id")
 @click.option("--tenant", "tenant_name", required=True, help="Tenant that owns the run.")
-@click.option("--json", "body_json", required=True,
-              help='The feedback body without run_id, e.g. \'{"rating": -1, "comment": "…"}\'.')  # fmt: skip
+@click.option(
+    "--json",
+    "body_json",
+    required=True,
+    help='The feedback body without run_id, e.g. \'{"rating": -1, "comment": "…"}\'.',
+)
 @friendly_errors
 def add(run_id: str, tenant_name: str, body_json: str) -> None:
     """Record one feedback row, validated exactly as the feedback function does."""

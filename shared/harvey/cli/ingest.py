@@ -61,8 +61,14 @@ def document_id_for(file: Path, base: Path) -> str:
 @click.option(
     "--parallel", type=click.IntRange(1, 64), default=4, show_default=True, help="Uploads in flight, with --to."
 )
-@click.option("--timeout", "timeout_s", type=click.FloatRange(1), default=900.0, show_default=True,
-              help="Seconds to wait for each document to be indexed, with --to.")  # fmt: skip
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(1),
+    default=900.0,
+    show_default=True,
+    help="Seconds to wait for each document to be indexed, with --to.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the counts (and failures) as JSON.")
 @friendly_errors
 def ingest(
@@ -100,8 +106,12 @@ def ingest(
             raise click.UsageError(f"{records[0]}: .jsonl records are indexed with --tenant, not uploaded")
         outcomes = _upload_all(url.rstrip("/"), str(key), base, files, parallel, timeout_s)
         counts = Counter(o.status for o in outcomes)
-        summary = {"indexed": counts["indexed"], "unchanged": counts["unchanged"],
-                   "failed": counts["failed"] + counts["error"], "chunks": sum(o.chunks for o in outcomes)}  # fmt: skip
+        summary = {
+            "indexed": counts["indexed"],
+            "unchanged": counts["unchanged"],
+            "failed": counts["failed"] + counts["error"],
+            "chunks": sum(o.chunks for o in outcomes),
+        }
     else:
         summary, outcomes = _index_here(str(tenant_name), base, files)
     failures = [o for o in outcomes if o.status in ("failed", "error")]

@@ -154,8 +154,9 @@ def _store_success(task: str, result: dict[str, Any]) -> None:
         "CAST(:result AS jsonb)) ON CONFLICT (task) DO UPDATE SET last_success_at = "
         "EXCLUDED.last_success_at, "
         "last_result = EXCLUDED.last_result",
-        task=task, result=db.jsonb(result),
-    )  # fmt: skip
+        task=task,
+        result=db.jsonb(result),
+    )
     _seen[task] = time.time()
 
 
@@ -165,8 +166,9 @@ def _store_failure(task: str, exc: Exception) -> None:
             "INSERT INTO maintenance_status (task, last_failure_at, last_error) VALUES (:task, now(), "
             ":error) "
             "ON CONFLICT (task) DO UPDATE SET last_failure_at = now(), last_error = EXCLUDED.last_error",
-            task=task, error=f"{type(exc).__name__}: {exc}"[:2000],
-        )  # fmt: skip
+            task=task,
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+        )
     except Exception:  # noqa: BLE001 - the database may be why the task failed
         log.warning("could not store the failure of a maintenance task", extra={"task": task})
 
@@ -202,7 +204,7 @@ def reindex(params: Params) -> dict[str, Any]:
         "SELECT tablename, indexname FROM pg_indexes WHERE schemaname = current_schema() "
         "AND tablename = ANY(:tables) ORDER BY tablename, indexname",
         tables=list(REINDEX_TABLES),
-    )  # fmt: skip
+    )
     if not params.dry_run:
         import pg8000.native
 
@@ -250,10 +252,16 @@ def purge_document(params: Params) -> dict[str, Any]:
     }
     record = audit.RunRecord(
         run_id=str(uuid.uuid5(_PURGE_NAMESPACE, f"{tenant.id}\x00{audit.canonical_json(what)}")),
-        tenant_id=tenant.id, task="maintenance:purge_document", prompt_version=get_settings().prompt_version,
-        input_hash=audit.sha256_text(audit.canonical_json(what)), started_at=now, ended_at=now, success=True,
-        user_id="maintenance", policy_snapshot={"purge": what},
-    )  # fmt: skip
+        tenant_id=tenant.id,
+        task="maintenance:purge_document",
+        prompt_version=get_settings().prompt_version,
+        input_hash=audit.sha256_text(audit.canonical_json(what)),
+        started_at=now,
+        ended_at=now,
+        success=True,
+        user_id="maintenance",
+        policy_snapshot={"purge": what},
+    )
     row = audit.write(record)
     try:
         with documents.locked(tenant.id, document_id, LOCK_WAIT_S):
@@ -262,8 +270,13 @@ def purge_document(params: Params) -> dict[str, Any]:
     except documents.DocumentBusy as exc:
         raise TaskBusy(str(exc)) from None
     cache.bump_generation(tenant.id)
-    return {**summary, "status": "purged", "audit_run_id": str(row["run_id"]), "audit_seq": row["seq"],
-            "audit_row_hash": row["row_hash"]}  # fmt: skip
+    return {
+        **summary,
+        "status": "purged",
+        "audit_run_id": str(row["run_id"]),
+        "audit_seq": row["seq"],
+        "audit_row_hash": row["row_hash"],
+    }
 
 
 def _stored_status(shown: str) -> str:
@@ -306,8 +319,9 @@ def verify_audit(params: Params) -> dict[str, Any]:
 def retention(params: Params) -> dict[str, Any]:
     from harvey.ops import retention as policy
 
-    return policy.run(params.tenant_ids(), dry_run=params.dry_run, budget_s=params.budget_s,
-                      whole_tables=params.tenant is None)  # fmt: skip
+    return policy.run(
+        params.tenant_ids(), dry_run=params.dry_run, budget_s=params.budget_s, whole_tables=params.tenant is None
+    )
 
 
 def golden_eval(params: Params) -> dict[str, Any]:

@@ -187,8 +187,9 @@ def _reasons(sentence: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(reasons)
 
 
-def view_from_result(run_id: str, result: Mapping[str, Any], *, doc_type: str = "",
-                     feedback_url: str | None = None) -> ReviewView:  # fmt: skip
+def view_from_result(
+    run_id: str, result: Mapping[str, Any], *, doc_type: str = "", feedback_url: str | None = None
+) -> ReviewView:
     """The page's view of a generate response (a `runs` row's `result`); NoDocument when it has no text."""
     from harvey.search import vigencia
 
@@ -368,8 +369,13 @@ class _Draft:
 def _json_for_script(data: Any) -> str:
     """JSON that cannot end its <script> block or open a comment: <, > and & as \\u escapes."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
-                         ("\u2029", "\\u2029")):  # fmt: skip
+    for char, escape in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(char, escape)
     return text
 

@@ -420,9 +420,16 @@ def process(tenant_id: str, document_id: str, upload_id: str) -> str:
     _tell(EVENT_INDEXED, tenant_id, document_id, chunks=len(chunks), pages=parsed.pages, ocr_pages=parsed.ocr_pages)
     log.info(
         "document indexed",
-        extra={"document_id": document_id, "upload_id": upload_id, "kind": kind, "chunks": len(chunks),
-               "pages": parsed.pages, "ocr_pages": parsed.ocr_pages, "seconds": round(seconds, 3)},
-    )  # fmt: skip
+        extra={
+            "document_id": document_id,
+            "upload_id": upload_id,
+            "kind": kind,
+            "chunks": len(chunks),
+            "pages": parsed.pages,
+            "ocr_pages": parsed.ocr_pages,
+            "seconds": round(seconds, 3),
+        },
+    )
     return "indexed"
 
 
@@ -486,10 +493,17 @@ def _swap(tenant_id: str, document_id: str, upload_id: str, chunks: list, parsed
             _forget(index, tenant_id, document_id)
             raise
         documents.finish_indexed(
-            tenant_id, document_id, upload_id, title=title, extracted=parsed.to_json(), chunks=len(chunks),
-            pages=parsed.pages, ocr_pages=parsed.ocr_pages, parser=parsed.parser,
+            tenant_id,
+            document_id,
+            upload_id,
+            title=title,
+            extracted=parsed.to_json(),
+            chunks=len(chunks),
+            pages=parsed.pages,
+            ocr_pages=parsed.ocr_pages,
+            parser=parsed.parser,
             keep_original=get_settings().store_originals,
-        )  # fmt: skip
+        )
     cache.bump_generation(tenant_id)
     return True
 

@@ -105,8 +105,15 @@ DRAFT = (
 
 
 def _sentence(text: str, *, supported: bool, citations: list[int], flags: list[str] | None = None) -> dict:
-    return {"text": text, "citations": citations, "supported": supported, "support_score": 0.2 if citations else 0.0,
-            "screen": supported, "judge": None, "flags": flags or []}  # fmt: skip
+    return {
+        "text": text,
+        "citations": citations,
+        "supported": supported,
+        "support_score": 0.2 if citations else 0.0,
+        "screen": supported,
+        "judge": None,
+        "flags": flags or [],
+    }
 
 
 RESULT = {
@@ -134,7 +141,7 @@ RESULT = {
             "vigencia": "questionada",
             "vigencia_atos": [{"tipo": "questionamento", "ato": "ADI 1234", "dispositivos": ["caput"]}],
         },
-    ],  # fmt: skip
+    ],
     "faithfulness_report": {
         "score": 0.5,
         "sentences": [
@@ -147,7 +154,7 @@ RESULT = {
             _sentence("A cobrança indevida gera repetição em dobro [1, 2].", supported=True, citations=[1, 2]),
             _sentence("O prazo é de noventa dias 𝔸 [2].", supported=True, citations=[2], flags=["questionada"]),
             _sentence("pedido de inversão do ônus da prova;", supported=False, citations=[]),
-        ],  # fmt: skip
+        ],
     },
 }
 
@@ -183,8 +190,14 @@ def test_markdown_syntax_is_left_out_of_the_pieces_and_all_prose_is_in(root):
     assert uncovered == "###****##**----##"  # heading hashes, emphasis markers, the bullet, the rule
     draft = root.by_id("draft")
     assert [n.tag for n in draft.walk() if n.tag in ("h2", "h3", "strong", "em", "hr")] == [
-        "h2", "h3", "strong", "h3", "em", "hr", "h3"
-    ]  # fmt: skip
+        "h2",
+        "h3",
+        "strong",
+        "h3",
+        "em",
+        "hr",
+        "h3",
+    ]
 
 
 def test_every_report_sentence_is_located(view):
@@ -238,8 +251,12 @@ def test_a_hostile_draft_is_shown_as_text():
         'Texto "><img src=x onerror=alert(1)> e </textarea><script>alert(2)</script> [1].\n\n'
         "</script><script>alert(3)</script> <!-- comentário --> &amp; <style>*{}</style>\n"
     )
-    result = {**RESULT, "document_md": hostile, "faithfulness_report": {"score": 1.0, "sentences": []},
-              "citations": [{**RESULT["citations"][0], "label": '<b onmouseover="x()">CDC</b>'}]}  # fmt: skip
+    result = {
+        **RESULT,
+        "document_md": hostile,
+        "faithfulness_report": {"score": 1.0, "sentences": []},
+        "citations": [{**RESULT["citations"][0], "label": '<b onmouseover="x()">CDC</b>'}],
+    }
     html = page.render(page.view_from_result(RUN, result), '"></script><script>alert(4)</script>', NONCE)
     root = parse(html)
     scripts = [n for n in root.walk() if n.tag == "script"]
