@@ -2,16 +2,23 @@
 does one INSERT per request (bench/insert), with the same client, in the same run.
 
 Every server is functions-framework's gunicorn on loopback (THREADS=4, as knative/base/feedback.yaml). The
-feedback function has K_SINK pointed at a loopback sink that answers 202, as a SinkBinding would; it runs
+feedback function has K_SINK pointed at a loopback sink that answers 202, as a SinkBinding would (a process of
+its own, as a Broker ingress is: its work does not share the client's interpreter lock); it runs
 with HARVEY_EVENTS_QUEUE_DEPTH=256 (event sent off the request path) and, for comparison, 0 (sent in the
-request). Each run measures every row right after its anchor, sequential (one keep-alive connection) and
-concurrent (CLIENTS connections); the dedupe row re-sends CloudEvents that were already delivered. Medians
-of RUNS runs, printed as a markdown table fragment. Works in a private database on DATABASE_URL (default
+request). Each run measures every row right after a measurement of its anchor, sequential (one keep-alive
+connection) and concurrent (CLIENTS connections); the dedupe row re-sends CloudEvents that were already
+delivered. Medians of RUNS runs (a row's "vs anchor" is the median of its ratios to the anchor measured just
+before it), printed as a markdown table fragment. Works in a private database on DATABASE_URL (default
 postgresql://postgres@127.0.0.1:5432/test), dropped after.
+
+`--baseline DIR` also serves the feedback function from another checkout (e.g. a clone of the previous commit),
+with that checkout's library, and measures its rows right after the same rows of this tree: before and after
+in one run.
 """
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import json
 import os
@@ -23,7 +30,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,34 +65,49 @@ class Client:
         return response.status
 
 
-def sink() -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+def serve_sink() -> None:
+    """The sink process: prints its port, then answers every POST with 202 until terminated. A few lines of
+    asyncio rather than http.server, whose per-request parsing cost more CPU than the function's own send:
+    a Broker ingress is not written in Python, and its cost is not the function's."""
+    import asyncio
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.send_response(202)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    (int(line[15:]) for line in head.split(b"\r\n") if line[:15].lower() == b"content-length:"), 0
+                )
+                await reader.readexactly(length)
+                writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
 
-        def log_message(self, *args) -> None:
-            pass
+    async def serve() -> None:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await server.serve_forever()
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    asyncio.run(serve())
 
 
-def start(target: str, source: str, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+def sink() -> tuple[subprocess.Popen, int]:
+    process = subprocess.Popen(  # noqa: S603 - this script, run by our own interpreter
+        [sys.executable, __file__, "--serve-sink"], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    return process, int(process.stdout.readline())
+
+
+def start(target: str, source: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     binary = Path(sys.executable).parent / "functions-framework"
     process = subprocess.Popen(  # noqa: S603 - our own venv's binary
-        [str(binary), "--target", target, "--source", str(ROOT / source), "--port", str(port)],
+        [str(binary), "--target", target, "--source", str(source), "--port", str(port)],
         env={**os.environ, **env},
-        cwd=ROOT,
+        cwd=source.parents[2],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -123,8 +144,30 @@ def rate(url: str, request: Callable[[Client, int], int], expected: int, clients
     return EVENTS / elapsed
 
 
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=RUNS, help="runs; each row reports the median (BENCH_RUNS)")
+    parser.add_argument("--events", type=int, default=EVENTS, help="requests per row and run (BENCH_FEEDBACK_EVENTS)")
+    parser.add_argument("--clients", type=int, default=CLIENTS, help="concurrent clients (BENCH_FEEDBACK_CLIENTS)")
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout whose feedback function is measured beside this tree's"
+    )
+    parser.add_argument("--serve-sink", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
 def main() -> None:
     import pg8000.native
+
+    global RUNS, EVENTS, CLIENTS
+    args = arguments()
+    if args.serve_sink:
+        serve_sink()
+        return
+    RUNS, EVENTS, CLIENTS = args.runs, args.events, args.clients
+    baseline = args.baseline.resolve() if args.baseline else None
+    if baseline is not None and not (baseline / "functions" / "feedback" / "main.py").is_file():
+        raise SystemExit(f"--baseline {baseline}: no functions/feedback/main.py there")
 
     sys.path.insert(0, str(ROOT / "shared"))
     name = f"harvey_bench_feedback_{uuid.uuid4().hex[:8]}"
@@ -136,7 +179,7 @@ def main() -> None:
     admin.run(f"CREATE DATABASE {name}")
     processes: list[subprocess.Popen] = []
     try:
-        print(run(processes))
+        print(run(processes, baseline))
     finally:
         for process in processes:
             process.terminate()
@@ -148,7 +191,7 @@ def main() -> None:
         admin.close()
 
 
-def run(processes: list[subprocess.Popen]) -> str:
+def run(processes: list[subprocess.Popen], baseline: Path | None) -> str:
     from cloudevents.conversion import to_binary
     from cloudevents.http import CloudEvent
     from harvey.drafting import runs
@@ -166,19 +209,29 @@ def run(processes: list[subprocess.Popen]) -> str:
         n=len(DOCUMENT),
         r=run_id,
     )
-    events_sink = sink()
+    sink_process, sink_port = sink()
+    processes.append(sink_process)
     common = {
         "THREADS": "4",
         "HARVEY_EVENTS_AUTH": "none",
         "BENCH_TENANT_ID": tenant.id,
-        "K_SINK": f"http://127.0.0.1:{events_sink.server_address[1]}/",
+        "K_SINK": f"http://127.0.0.1:{sink_port}/",
     }
+    feedback = Path("functions/feedback/main.py")
+    queued, inline = {"HARVEY_EVENTS_QUEUE_DEPTH": "256"}, {"HARVEY_EVENTS_QUEUE_DEPTH": "0"}
+    launches = [
+        ("insert", "insert", ROOT / "bench/insert/main.py", {}),
+        ("queued", "feedback", ROOT / feedback, queued),
+        ("inline", "feedback", ROOT / feedback, inline),
+    ]
+    if baseline is not None:
+        library = {"PYTHONPATH": str(baseline / "shared")}
+        launches += [
+            ("baseline queued", "feedback", baseline / feedback, {**queued, **library}),
+            ("baseline inline", "feedback", baseline / feedback, {**inline, **library}),
+        ]
     servers = {}
-    for label, target, source, extra in (
-        ("insert", "insert", "bench/insert/main.py", {}),
-        ("queued", "feedback", "functions/feedback/main.py", {"HARVEY_EVENTS_QUEUE_DEPTH": "256"}),
-        ("inline", "feedback", "functions/feedback/main.py", {"HARVEY_EVENTS_QUEUE_DEPTH": "0"}),
-    ):
+    for label, target, source, extra in launches:
         process, url = start(target, source, {**common, **extra})
         processes.append(process)
         servers[label] = url
@@ -208,34 +261,47 @@ def run(processes: list[subprocess.Popen]) -> str:
     def redelivered(client: Client, i: int) -> int:
         return client.post(delivered[i][1], delivered[i][0])
 
-    rows: list[tuple[str, str, Callable[[Client, int], int], int]] = [
-        ("minimal functions-framework function, one INSERT (anchor)", "insert", anchor, 201),
+    feedback_rows: list[tuple[str, str, Callable[[Client, int], int], int]] = [
         ("feedback function, JSON + Bearer key, K_SINK, event queued", "queued", feedback_json, 201),
         ("feedback function, JSON + Bearer key, K_SINK, event sent in the request", "inline", feedback_json, 201),
         ("feedback function, CloudEvent (binary), new ids", "queued", fresh_cloudevent, 201),
         ("feedback function, CloudEvent (binary), redelivered ids (deduped)", "queued", redelivered, 200),
     ]
+    rows = [("minimal functions-framework function, one INSERT (anchor)", "insert", anchor, 201)]
+    for row in feedback_rows:
+        rows.append(row)
+        if baseline is not None:
+            label, server, request, expected = row
+            rows.append((f"{label} — baseline {baseline.name}", f"baseline {server}", request, expected))
     first_delivery = Client(servers["queued"])
     for headers, data in delivered:  # so that the dedupe row sends real duplicates
         first_delivery.post(data, headers)
     for _label, server, request, expected in rows:  # warm-up: imports, connections, plans
         rate(servers[server], request, expected, 2)
 
+    # Each row is measured right after its own anchor measurement; "vs anchor" is the median of those pairs'
+    # ratios, so drift in the machine's load over the run does not favour the rows measured early.
     samples: dict[tuple[str, int], list[float]] = {}
+    ratios: dict[tuple[str, int], list[float]] = {}
+    anchor_label, anchor_server, anchor_request, anchor_expected = rows[0]
     for _ in range(RUNS):
         for clients in (1, CLIENTS):
             for label, server, request, expected in rows:
-                samples.setdefault((label, clients), []).append(rate(servers[server], request, expected, clients))
+                reference = rate(servers[anchor_server], anchor_request, anchor_expected, clients)
+                found = reference if label == anchor_label else rate(servers[server], request, expected, clients)
+                samples.setdefault((label, clients), []).append(found)
+                ratios.setdefault((label, clients), []).append(found / reference)
     lines = [
         f"| feedback ingestion over HTTP ({EVENTS} events × {RUNS} runs, median) | sequential events/s | vs anchor "
         f"| {CLIENTS} clients events/s | vs anchor |",
         "|---|---:|---:|---:|---:|",
     ]
-    anchor = {n: statistics.median(samples[(rows[0][0], n)]) for n in (1, CLIENTS)}
     for label, *_ in rows:
-        seq, par = statistics.median(samples[(label, 1)]), statistics.median(samples[(label, CLIENTS)])
-        lines.append(f"| {label} | {seq:,.0f} | {seq / anchor[1]:.2f}× | {par:,.0f} | {par / anchor[CLIENTS]:.2f}× |")
-    events_sink.shutdown()
+        cells = [
+            f"{statistics.median(samples[(label, n)]):,.0f} | {statistics.median(ratios[(label, n)]):.2f}×"
+            for n in (1, CLIENTS)
+        ]
+        lines.append(f"| {label} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 

@@ -119,6 +119,11 @@ for _a, _b in _ANTONYMS:
     _ANTONYM_OF.setdefault(_b, set()).add(_a)
 _CUES = _RESTRICTORS | _MANDATORY | _PERMISSIVE | frozenset(_ANTONYM_OF)
 
+# Prepared texts kept per process (a draft needs ≈200, ≈5 KB each: a few concurrent drafts' rounds, ≈10 MB at most
+# for passages of the usual size). _Text is immutable, so request threads share entries safely.
+PREPARED_TEXTS = 2048
+CITED_SETS = 256  # distinct citation sets ([1], [1, 3] …) whose windows are kept: a draft has a dozen or two
+
 _ARTICLE_REF = re.compile(r"\b(?:art(?:igo)?s?\.?|§+|paragrafo|inciso|sumula|lei)\s*(?:n[ºo°.]*\s*)?(\d[\d.]*)")
 
 
@@ -139,7 +144,10 @@ class _Text:
     articles: frozenset[str]
 
     @classmethod
+    @lru_cache(maxsize=PREPARED_TEXTS)
     def of(cls, text: str, language: str) -> _Text:
+        """Folded, stemmed and parsed once per (text, language) in this process: a draft's critique rounds
+        score every sentence against windows of the same passages (≈500 calls, ≈200 distinct texts)."""
         words = tokens(text)
         stems = stem_all(words, language)
         stop = STOPWORDS[language]
@@ -210,15 +218,31 @@ def _polarity(text: _Text, language: str, scope: frozenset[str] | None = None) -
     return count % 2
 
 
-def features(claim: str, passages: list[str], language: str) -> dict[str, float | None]:
+@dataclass(frozen=True)
+class _Cited:
+    """The texts a set of cited passages is read as, split once per process (`_Text.of` then prepares each)."""
+
+    language: str
+    whole: str
+    windows: tuple[tuple[str, int], ...]
+
+    @classmethod
+    @lru_cache(maxsize=CITED_SETS)
+    def of(cls, passages: tuple[str, ...]) -> _Cited:
+        whole = " ".join(passages)
+        return cls(detect_language(whole), whole, tuple(windows(list(passages))))
+
+
+def features(claim: str, passages: Sequence[str], language: str) -> dict[str, float | None]:
     """Feature vector (see FEATURES) of one claim sentence against the passages it cites."""
+    cited = _Cited.of(tuple(passages))
     c = _Text.of(claim, language)
     weights = _weights(c.content, language)
     total = sum(weights.values()) or 1.0
-    whole = _Text.of(" ".join(passages), language)
+    whole = _Text.of(cited.whole, language)
     best = best_unit = _Text.of("", language)
     best_cov = best_unit_cov = -1.0
-    for window, size in windows(passages):
+    for window, size in cited.windows:
         w = _Text.of(window, language)
         cov = sum(weights[s] for s in c.content & w.content) / total
         if cov > best_cov:
@@ -269,8 +293,8 @@ def features(claim: str, passages: list[str], language: str) -> dict[str, float 
 
 def sentence_features(claim: str, passages: Sequence[str]) -> list[dict[str, float | None]]:
     """Features of each sentence of `claim` against all `passages`."""
-    language = detect_language(" ".join(passages))
-    return [features(sentence, list(passages), language) for sentence in split_sentences(claim) or [claim]]
+    language = _Cited.of(tuple(passages)).language
+    return [features(sentence, passages, language) for sentence in split_sentences(claim) or [claim]]
 
 
 def weakest_sentence(claim: str, passages: Sequence[str]) -> dict[str, float | None]:

@@ -8,6 +8,14 @@ after it is verified idle and in sync (a `SELECT 1` that answers 1); anything el
 an encoding error half-way through the protocol, a lost socket — discards it. Every
 statement is parameterised: callers pass values as keyword arguments, never in the SQL.
 
+A statement with parameters is prepared once per connection (a named server-side statement,
+kept for the STATEMENTS_PER_CONNECTION most recently used SQL texts): later runs send one
+Bind/Execute round trip instead of three, pg8000 does not re-parse the SQL text, and
+PostgreSQL can reuse its plan. Prepared statements live in the connection's server session:
+they survive ROLLBACK and go with a discarded connection. One rejected because the schema
+changed under it (0A000) or gone from the session (26000) is prepared again, and outside a
+transaction the statement is retried once (it did not run).
+
 Errors leave this module in two kinds: DatabaseUnavailable (retry later: 503) and
 QueryFailed (a bug or bad data: its message keeps the SQLSTATE and PostgreSQL's primary
 message, redacted, never the detail or context lines, which quote row values).
@@ -21,6 +29,7 @@ import re
 import secrets
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from importlib import resources
@@ -34,6 +43,10 @@ DEFAULT_TEST_URL = "postgresql://postgres@127.0.0.1:5432/test"
 # SQLSTATE classes that mean "not now": 08 connection, 53 insufficient resources (too many
 # clients), 57P0x shutdown / crash recovery / starting up, 57014 statement timeout.
 _UNAVAILABLE = re.compile(r"^(08|53|57P0|57014)")
+# SQLSTATEs of a prepared statement that has to be prepared again: a result type changed by a migration
+# ("cached plan must not change result type") or a statement the session no longer has.
+_STALE_STATEMENT = frozenset({"0A000", "26000"})
+STATEMENTS_PER_CONNECTION = 128
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -116,11 +129,55 @@ def _unavailable(exc: BaseException, what: str) -> DatabaseUnavailable:
     return DatabaseUnavailable(what)
 
 
-def _open():
+class Connection:
+    """A pg8000 connection and the statements prepared on it, most recently used last (they exist only in
+    its server session, so they are kept and dropped with it)."""
+
+    def __init__(self, raw: Any):
+        self.raw = raw
+        self.statements: OrderedDict[str, Any] = OrderedDict()
+
+    def run(self, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Rows as dicts. pg8000's exceptions pass through (`_execute` sorts them)."""
+        if not params:  # the simple query protocol: one round trip already, nothing to prepare
+            rows, columns = self.raw.run(sql), self.raw.columns
+        else:
+            try:
+                statement = self._prepared(sql)
+                rows = statement.run(**params)
+            except Exception as exc:
+                if _sqlstate(exc) not in _STALE_STATEMENT:
+                    raise
+                self.statements.pop(sql, None)
+                if self.raw._transaction_status != b"I":  # in an aborted transaction: the caller rolls back
+                    raise
+                statement = self._prepared(sql)
+                rows = statement.run(**params)
+            columns = statement.columns
+        names = [c["name"] for c in columns or []]
+        return [dict(zip(names, row, strict=True)) for row in rows or []]
+
+    def _prepared(self, sql: str) -> Any:
+        statement = self.statements.get(sql)
+        if statement is not None:
+            self.statements.move_to_end(sql)
+            return statement
+        if len(self.statements) >= STATEMENTS_PER_CONNECTION:
+            _, evicted = self.statements.popitem(last=False)
+            evicted.close()
+        statement = self.statements[sql] = self.raw.prepare(sql)
+        return statement
+
+    def close(self) -> None:
+        self.statements.clear()
+        self.raw.close()
+
+
+def _open() -> Connection:
     import pg8000.native
 
     try:
-        return pg8000.native.Connection(**connect_params(database_url()))
+        return Connection(pg8000.native.Connection(**connect_params(database_url())))
     except (OSError, pg8000.native.InterfaceError) as exc:
         raise _unavailable(exc, "the database is unreachable right now") from None
     except pg8000.native.DatabaseError as exc:  # 57P03 starting up, 53300 too many clients, …
@@ -219,29 +276,27 @@ def _in_sync(con) -> bool:
     in step with a fresh random number (a stale reply from an earlier statement cannot match it)."""
     probe = secrets.randbelow(2**31)
     try:
-        if getattr(con, "_transaction_status", b"I") != b"I":
-            con.run("ROLLBACK")
-        return con.run("SELECT CAST(:probe AS int)", probe=probe) == [[probe]]
+        if con.raw._transaction_status != b"I":
+            con.raw.run("ROLLBACK")
+        return con.raw.run("SELECT CAST(:probe AS int)", probe=probe) == [[probe]]
     except Exception:  # noqa: BLE001 - any doubt discards the connection
         return False
 
 
-def _execute(con, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+def _execute(con: Connection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     """Run on `con`. Only QueryFailed leaves the protocol in step (PostgreSQL answered with an
     error); any other exception, such as a value pg8000 could not encode, may have left half a
     message on the socket."""
     import pg8000.native
 
     try:
-        rows = con.run(sql, **params)
+        return con.run(sql, params)
     except (OSError, pg8000.native.InterfaceError) as exc:
         raise _unavailable(exc, "the database connection was lost") from None
     except pg8000.native.DatabaseError as exc:
         if _UNAVAILABLE.match(_sqlstate(exc)):
             raise _unavailable(exc, "the database is unavailable (shutting down, recovering or too slow)") from None
         raise _failed(exc) from None
-    columns = [c["name"] for c in con.columns or []]
-    return [dict(zip(columns, row, strict=True)) for row in rows or []]
 
 
 def query(sql: str, **params: Any) -> list[dict[str, Any]]:

@@ -106,8 +106,9 @@ def _run(tenant_id: str, run_id: str) -> tuple[str | None, int | None]:
     row = db.one(
         "SELECT doc_type, status, document_chars FROM runs "
         "WHERE run_id = CAST(:run AS uuid) AND tenant_id = CAST(:tenant AS uuid)",
-        run=run_id, tenant=tenant_id,
-    )  # fmt: skip
+        run=run_id,
+        tenant=tenant_id,
+    )
     if row is not None:
         if row["status"] in ("queued", "running"):
             raise RunNotFinished(f"run {run_id} is {row['status']}: send feedback once it has finished")
@@ -152,8 +153,9 @@ _RECORD = (
 )
 
 
-def record(tenant_id: str, body: dict[str, Any], *, dedupe_key: str | None = None,
-           same_body_required: bool = False) -> Recorded:  # fmt: skip
+def record(
+    tenant_id: str, body: dict[str, Any], *, dedupe_key: str | None = None, same_body_required: bool = False
+) -> Recorded:
     """Store one feedback row; a known dedupe_key returns the original row instead.
 
     same_body_required (Idempotency-Key over HTTP): reusing the key with another body
@@ -205,14 +207,19 @@ def record(tenant_id: str, body: dict[str, Any], *, dedupe_key: str | None = Non
     events.emit(
         EVENT_RECORDED,
         {
-            "feedback_id": feedback_id, "run_id": parsed.run_id, "tenant_id": tenant_id, "doc_type": doc_type,
-            "rating": parsed.rating, "error_labels": sorted({s.label for s in parsed.error_spans}),
-            "missing_sources": len(parsed.missing_sources), "edited": parsed.edited_text_md is not None,
+            "feedback_id": feedback_id,
+            "run_id": parsed.run_id,
+            "tenant_id": tenant_id,
+            "doc_type": doc_type,
+            "rating": parsed.rating,
+            "error_labels": sorted({s.label for s in parsed.error_spans}),
+            "missing_sources": len(parsed.missing_sources),
+            "edited": parsed.edited_text_md is not None,
         },
         subject=parsed.run_id,
         run_id=parsed.run_id,
         background=True,
-    )  # fmt: skip
+    )
     return Recorded(feedback_id, created=True)
 
 
@@ -220,11 +227,16 @@ def _exists(tenant_id: str, run_id: str) -> bool:
     try:
         _run(tenant_id, run_id)
     except RunNotFound:
-        return db.one(
-            "SELECT 1 AS x FROM feedback_events WHERE tenant_id = CAST(:t AS uuid) AND run_id = CAST(:r AS "
-            "uuid) "
-            "LIMIT 1", t=tenant_id, r=run_id,
-        ) is not None  # fmt: skip
+        return (
+            db.one(
+                "SELECT 1 AS x FROM feedback_events WHERE tenant_id = CAST(:t AS uuid) AND run_id = CAST(:r AS "
+                "uuid) "
+                "LIMIT 1",
+                t=tenant_id,
+                r=run_id,
+            )
+            is not None
+        )
     except RunNotFinished:
         return True
     return True
@@ -240,14 +252,16 @@ def summary(tenant_id: str, run_id: str) -> dict[str, Any]:
         "count(*) FILTER (WHERE rating = 1) AS positive, count(*) FILTER (WHERE rating = 0) AS neutral, "
         "count(*) FILTER (WHERE rating = -1) AS negative, "
         f"count(*) FILTER (WHERE edited_text_md IS NOT NULL) AS edited FROM feedback_events f WHERE {where}",  # noqa: S608
-        t=tenant_id, r=run_id,
-    )  # fmt: skip
+        t=tenant_id,
+        r=run_id,
+    )
     assert totals is not None
     tags = db.query(
         f"SELECT t AS tag, count(*) AS count FROM feedback_events f, jsonb_array_elements_text(f.tags) t "  # noqa: S608
         f"WHERE {where} GROUP BY t ORDER BY count DESC, t",
-        t=tenant_id, r=run_id,
-    )  # fmt: skip
+        t=tenant_id,
+        r=run_id,
+    )
     return {
         "run_id": run_id,
         "count": totals["count"],
@@ -269,8 +283,9 @@ def _labels(where: str, limit: int | None = None, **params: Any) -> list[dict[st
         "SELECT s->>'label' AS label, count(*) AS count FROM feedback_events f, "  # noqa: S608
         f"jsonb_array_elements(f.error_spans) s WHERE {where} GROUP BY 1 ORDER BY count DESC, label "
         + ("LIMIT :limit" if limit else ""),
-        **params, **({"limit": limit} if limit else {}),
-    )  # fmt: skip
+        **params,
+        **({"limit": limit} if limit else {}),
+    )
 
 
 def _missing(where: str, limit: int | None = None, **params: Any) -> list[dict[str, Any]]:
@@ -279,8 +294,9 @@ def _missing(where: str, limit: int | None = None, **params: Any) -> list[dict[s
         "avg((m->>'relevance_score')::float8) AS mean_relevance FROM feedback_events f, "
         f"jsonb_array_elements(f.missing_sources) m WHERE {where} GROUP BY 1, 2 ORDER BY count DESC, raw "
         + ("LIMIT :limit" if limit else ""),
-        **params, **({"limit": limit} if limit else {}),
-    )  # fmt: skip
+        **params,
+        **({"limit": limit} if limit else {}),
+    )
     for row in rows:
         row["mean_relevance"] = _round(row["mean_relevance"])
     return rows
@@ -315,8 +331,9 @@ def analytics(tenant_id: str, since: datetime) -> dict[str, Any]:
         "FROM feedback_events f LEFT JOIN runs r ON r.run_id = f.run_id "
         "LEFT JOIN run_audit a ON a.run_id = f.run_id "
         "WHERE f.tenant_id = CAST(:t AS uuid) AND f.created_at >= :since GROUP BY 1 ORDER BY 1",
-        t=tenant_id, since=since,
-    )  # fmt: skip
+        t=tenant_id,
+        since=since,
+    )
     doc_types = {}
     for row in types:
         params = {"t": tenant_id, "since": since, "doc_type": row["doc_type"]}
