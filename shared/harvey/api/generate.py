@@ -44,13 +44,9 @@ def _post(request: Request) -> Response:
 
 def _answer(result: DraftResult, tenant_id: str) -> dict[str, Any]:
     """The result as sent: with a fresh review link (minted per answer, so a stored result never holds one)."""
-    return result.model_copy(update={"review_url": review_url(tenant_id, result.run_id)}).model_dump(mode="json")
-
-
-def review_url(tenant_id: str, run_id: str) -> str | None:
     from harvey.review import access
 
-    return access.link(tenant_id, run_id)
+    return result.model_copy(update={"review_url": access.link(tenant_id, result.run_id)}).model_dump(mode="json")
 
 
 def _stream(tenant, body: dict[str, Any], request_id: str | None) -> Response:  # noqa: ANN001 - a Tenant
@@ -61,13 +57,10 @@ def _stream(tenant, body: dict[str, Any], request_id: str | None) -> Response:  
     progress: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=256)  # a draft has a dozen events at most
 
     def tell(stage: str, data: dict[str, Any]) -> None:
-        try:
-            progress.put(("progress", (stage, data)), timeout=1)
-        except queue.Full:  # nobody is reading (the client left): the run goes on, its events are dropped
-            pass
+        _put(progress, ("progress", (stage, data)))
 
     run_id, future = runs.start_streamed(tenant, body, request_id, tell)
-    future.add_done_callback(lambda _: progress.put(("end", None)))
+    future.add_done_callback(lambda _: _put(progress, ("end", None)))
     heartbeat = get_settings().stream_heartbeat_s
 
     def events() -> Iterator[str]:
@@ -89,6 +82,13 @@ def _stream(tenant, body: dict[str, Any], request_id: str | None) -> Response:  
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Location": f"/runs/{run_id}"}
     return Response(events(), mimetype="text/event-stream", headers=headers)
+
+
+def _put(progress: queue.Queue[tuple[str, Any]], item: tuple[str, Any]) -> None:
+    try:
+        progress.put(item, timeout=1)
+    except queue.Full:  # nobody is reading (the client left): the run goes on, its events are dropped
+        pass
 
 
 def _event(name: str, data: Any) -> str:
@@ -152,7 +152,9 @@ def _view(row: dict[str, Any]) -> RunView:
 
 
 def _result_of(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row["result"], "review_url": review_url(str(row["tenant_id"]), str(row["run_id"]))}
+    from harvey.review import access
+
+    return {**row["result"], "review_url": access.link(str(row["tenant_id"]), str(row["run_id"]))}
 
 
 def _warm_llm() -> None:

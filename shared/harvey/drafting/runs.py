@@ -167,13 +167,10 @@ def start_sync(
     request_id: str | None,
     *,
     origin: str = "sync",
-    progress: Progress | None = None,
 ) -> DraftResult:
     """Parse, record and run a request in this thread; the result, or GenerationError."""
     job = parse(body, request_id)
-    run_id = str(uuid.uuid4())
-    create(tenant, job, run_id=run_id, origin=origin)
-    return execute(tenant, job, run_id, progress)
+    return execute(tenant, job, _created(tenant, job, origin))
 
 
 def _pool() -> pool.BoundedPool:
