@@ -96,6 +96,7 @@ tools: ## Install promtool, Tesseract (por), LibreOffice, poppler, Chromium + dr
 	command -v soffice >/dev/null || missing="$$missing libreoffice-writer"; \
 	{ command -v pdftotext >/dev/null && command -v pdftoppm >/dev/null; } || missing="$$missing poppler-utils"; \
 	fc-list -q 'Liberation Serif' 2>/dev/null || missing="$$missing fonts-liberation"; \
+	fc-list -q 'Noto Color Emoji' 2>/dev/null || missing="$$missing fonts-noto-color-emoji"; \
 	{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || missing="$$missing chromium chromium-driver"; \
 	test -z "$$missing" || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; }
 	@command -v kubectl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubectl; } \
