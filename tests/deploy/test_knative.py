@@ -245,7 +245,11 @@ def test_function_services(source: str) -> None:
             continue
         env = env_of(container)
         assert env["WORKERS"]["value"] == "1"
-        assert spec["containerConcurrency"] == int(env["WORKERS"]["value"]) * int(env["THREADS"]["value"])
+        threads = int(env["WORKERS"]["value"]) * int(env["THREADS"]["value"])
+        in_flight = int(env["HARVEY_MAX_IN_FLIGHT"]["value"]) if "HARVEY_MAX_IN_FLIGHT" in env else threads
+        assert spec["containerConcurrency"] == in_flight <= threads
+        if name == "generate":  # spare threads answer 503 at once past the limit instead of queueing
+            assert threads >= 2 * in_flight
         assert "timeoutSeconds" in spec and spec["timeoutSeconds"] <= 600
         assert container["ports"] == [{"name": "http1", "containerPort": 8080}]
         ready, live = container["readinessProbe"], container["livenessProbe"]

@@ -162,17 +162,20 @@ def test_with_a_remote_chain_readiness_is_503_while_warming_and_200_once_warm(fr
     warming = client.get("/healthz?ready=1")
     assert warming.status_code == 503 and warming.headers["Retry-After"] == "1"
     assert warming.get_json()["status"] == "warming"
-    assert client.get("/healthz").status_code == 200
+    live = client.get("/healthz")
+    assert live.status_code == 200 and live.get_json()["warm_up"] == "running"
     release.set()
     assert warmup._finished.wait(10)
-    assert client.get("/healthz?ready=1").status_code == 200
+    ready = client.get("/healthz?ready=1")
+    assert ready.status_code == 200 and ready.get_json()["warm_up"] == "done"
 
 
 def test_with_the_offline_chain_readiness_does_not_wait_for_the_index(fresh_warmup):
     release = threading.Event()
     warmup.start(lambda: release.wait(30))
     try:
-        assert _probe_app().test_client().get("/healthz?ready=1").status_code == 200
+        ready = _probe_app().test_client().get("/healthz?ready=1")
+        assert ready.status_code == 200 and ready.get_json()["warm_up"] == "running"
     finally:
         release.set()
 

@@ -371,7 +371,7 @@ def boot() -> None:
 def health(function: str, checks: Callable[[], dict[str, str]] | None, request: Request) -> Response:
     """Shallow by default (no I/O: the liveness probe); `?ready=1` (the readiness probe) is a 503 while the
     warm-up still runs; `?deep=1` also checks the stores."""
-    body: dict[str, Any] = {"status": "ok", "function": function}
+    body: dict[str, Any] = {"status": "ok", "function": function, "warm_up": "done" if warmup.finished() else "running"}
     if request.args.get("ready") and not warmup.ready():
         return json_response({**body, "status": "warming"}, 503, {"Retry-After": "1"})
     if request.args.get("deep") and checks is not None:

@@ -130,7 +130,10 @@ def _built_in(path: str) -> dict[str, Any]:
                 {"name": "deep", "in": "query", "required": False, "schema": {"type": "string"}},
             ],
             "responses": {
-                "200": {"description": "Up (and ready, and the stores answer, when asked)."},
+                "200": {
+                    "description": "Up (and ready, and the stores answer, when asked); `warm_up` is `running` "
+                    "while background loads still hold the interpreter at times, then `done`."
+                },
                 "503": {"description": "Still warming up (`ready`) or a store is down (`deep`)."},
             },
         }

@@ -46,6 +46,12 @@ def start(*loaders: Callable[[], object]) -> None:
     threading.Thread(target=work, name="harvey-warmup", daemon=True).start()
 
 
+def finished() -> bool:
+    """Every warm-up step has run (or none was started): nothing more loads in the background, where it
+    would hold the interpreter lock while requests are being served."""
+    return _finished.is_set() or not _started.is_set()
+
+
 def ready() -> bool:
     """Readiness: a draft sent now waits on no litellm import (GIL-bound, it would stall the draft).
 
