@@ -43,7 +43,9 @@ def _audited_runs(tenant_id: str) -> set[str]:
 
 def test_healthz_and_metrics_need_no_key(client):
     health = client.get("/healthz")
-    assert health.status_code == 200 and health.get_json() == {"status": "ok", "function": "generate"}
+    body = health.get_json()
+    assert health.status_code == 200 and body["status"] == "ok" and body["function"] == "generate"
+    assert body["warm_up"] in {"running", "done"}  # the warm-up's progress is process-wide
     deep = client.get("/healthz?deep=1")
     assert deep.get_json()["checks"] == {"postgres": "ok", "qdrant": "ok"}
     metrics = client.get("/metrics")
