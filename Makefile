@@ -43,7 +43,7 @@ format: install ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix shared functions tests
 	$(VENV)/bin/ruff format shared functions tests
 
-bench: install ## Benchmarks → bench/results.md (medians of repeated runs, side by side)
+bench: install tools ## Benchmarks → bench/results.md (medians of repeated runs, side by side)
 	$(PY) bench/run.py --out bench/results.md
 
 eval: install ## Quality on ../shared/eval → bench/eval.md (retrieval, faithfulness, PII)

@@ -414,8 +414,9 @@ def main() -> None:
                     cwd=ROOT,
                     capture_output=True,
                     text=True,
-                    check=True,
                 )
+                if result.returncode != 0:
+                    raise SystemExit(f"bench/{script} failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
                 extra.append(result.stdout.strip())
     finally:
         admin.run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
