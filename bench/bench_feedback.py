@@ -3,9 +3,10 @@ does one INSERT per request (bench/insert), with the same client, in the same ru
 
 Every server is functions-framework's gunicorn on loopback (THREADS=4, as knative/base/feedback.yaml). The
 feedback function has K_SINK pointed at a loopback sink that answers 202, as a SinkBinding would (a process of
-its own, as a Broker ingress is: its work does not share the client's interpreter lock); it runs
-with HARVEY_EVENTS_QUEUE_DEPTH=256 (event sent off the request path) and, for comparison, 0 (sent in the
-request). Each run measures every row right after a measurement of its anchor, sequential (one keep-alive
+its own, as a Broker ingress is: its work does not share the client's interpreter lock), and writes each
+recorded event to it without waiting for the reply (read before the thread's next event).
+
+Each run measures every row right after a measurement of its anchor, sequential (one keep-alive
 connection) and concurrent (CLIENTS connections); the dedupe row re-sends CloudEvents that were already
 delivered. Medians of RUNS runs (a row's "vs anchor" is the median of its ratios to the anchor measured just
 before it), printed as a markdown table fragment. Works in a private database on DATABASE_URL (default
@@ -218,18 +219,12 @@ def run(processes: list[subprocess.Popen], baseline: Path | None) -> str:
         "K_SINK": f"http://127.0.0.1:{sink_port}/",
     }
     feedback = Path("functions/feedback/main.py")
-    queued, inline = {"HARVEY_EVENTS_QUEUE_DEPTH": "256"}, {"HARVEY_EVENTS_QUEUE_DEPTH": "0"}
     launches = [
         ("insert", "insert", ROOT / "bench/insert/main.py", {}),
-        ("queued", "feedback", ROOT / feedback, queued),
-        ("inline", "feedback", ROOT / feedback, inline),
+        ("feedback", "feedback", ROOT / feedback, {}),
     ]
     if baseline is not None:
-        library = {"PYTHONPATH": str(baseline / "shared")}
-        launches += [
-            ("baseline queued", "feedback", baseline / feedback, {**queued, **library}),
-            ("baseline inline", "feedback", baseline / feedback, {**inline, **library}),
-        ]
+        launches.append(("baseline", "feedback", baseline / feedback, {"PYTHONPATH": str(baseline / "shared")}))
     servers = {}
     for label, target, source, extra in launches:
         process, url = start(target, source, {**common, **extra})
@@ -262,18 +257,17 @@ def run(processes: list[subprocess.Popen], baseline: Path | None) -> str:
         return client.post(delivered[i][1], delivered[i][0])
 
     feedback_rows: list[tuple[str, str, Callable[[Client, int], int], int]] = [
-        ("feedback function, JSON + Bearer key, K_SINK, event queued", "queued", feedback_json, 201),
-        ("feedback function, JSON + Bearer key, K_SINK, event sent in the request", "inline", feedback_json, 201),
-        ("feedback function, CloudEvent (binary), new ids", "queued", fresh_cloudevent, 201),
-        ("feedback function, CloudEvent (binary), redelivered ids (deduped)", "queued", redelivered, 200),
+        ("feedback function, JSON + Bearer key, recorded event to K_SINK", "feedback", feedback_json, 201),
+        ("feedback function, CloudEvent (binary), new ids", "feedback", fresh_cloudevent, 201),
+        ("feedback function, CloudEvent (binary), redelivered ids (deduped)", "feedback", redelivered, 200),
     ]
     rows = [("minimal functions-framework function, one INSERT (anchor)", "insert", anchor, 201)]
     for row in feedback_rows:
         rows.append(row)
         if baseline is not None:
             label, server, request, expected = row
-            rows.append((f"{label} — baseline {baseline.name}", f"baseline {server}", request, expected))
-    first_delivery = Client(servers["queued"])
+            rows.append((f"{label} — baseline {baseline.name}", "baseline", request, expected))
+    first_delivery = Client(servers["feedback"])
     for headers, data in delivered:  # so that the dedupe row sends real duplicates
         first_delivery.post(data, headers)
     for _label, server, request, expected in rows:  # warm-up: imports, connections, plans

@@ -139,10 +139,13 @@ def indexed_tenant(harvey_env, demo_docs):
 @pytest.fixture
 def sink():
     """A local CloudEvents sink; point K_SINK at sink.url to capture what Harvey emits."""
+    from harvey import events
+
     from tests.support.event_sink import Sink
 
     server = Sink()
     yield server
+    events.drain()  # replies not read yet are this test's, not the next one's
     server.close()
 
 

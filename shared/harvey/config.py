@@ -102,12 +102,9 @@ class Settings(BaseSettings):
     # handled (unset: THREADS), a pod answers 503 + Retry-After at once; keep it = containerConcurrency (with
     # THREADS above it, spare threads answer the 503s and the probes). A verified API key is trusted
     # for HARVEY_API_KEY_CACHE_S in each process (0: look it up every request); `rotate-key` and flag or
-    # limit changes apply at once in the process that makes them, elsewhere within that TTL. With
-    # HARVEY_EVENTS_QUEUE_DEPTH > 0, feedback events go to K_SINK from a background thread through a queue
-    # that deep (full: dropped and counted); 0 sends them in the request.
+    # limit changes apply at once in the process that makes them, elsewhere within that TTL.
     max_in_flight: int | None = Field(default=None, ge=1, alias="HARVEY_MAX_IN_FLIGHT")
     api_key_cache_s: float = Field(default=30.0, ge=0, alias="HARVEY_API_KEY_CACHE_S")
-    events_queue_depth: int = Field(default=0, ge=0, alias="HARVEY_EVENTS_QUEUE_DEPTH")
 
     # Review links and streaming (issue 12). Every generate response carries a review link signed with
     # HARVEY_REVIEW_SECRET (unset: no links, and the review page answers 503), valid HARVEY_REVIEW_TTL_S,

@@ -87,6 +87,9 @@ def test_end_to_end_feedback_through_the_cli_and_a_served_function(make_tenant, 
     assert first.exit_code == 0 and again.exit_code == 0
     assert json.loads(first.stdout.strip().splitlines()[-1])["status"] == 201
     assert json.loads(again.stdout.strip().splitlines()[-1])["status"] == 200
+    from harvey import events
+
+    assert events.drain()  # the server thread wrote the recorded event without waiting for its reply
     assert [e["type"] for e in sink.events] == ["com.harvey.feedback.recorded"]
 
 
@@ -275,3 +278,17 @@ def test_send_with_a_token_file_is_accepted_by_an_oidc_protected_function(settin
     assert json.loads(refused.stdout.strip().splitlines()[-1])["status"] == 401
     assert accepted.exit_code == 0, accepted.output
     assert json.loads(accepted.stdout.strip().splitlines()[-1])["status"] == 200
+
+
+def test_binary_events_are_what_cloudevents_reads(settings_env):
+    """`events.binary` writes binary content mode by hand (for speed); cloudevents' own parser is the judge."""
+    from cloudevents.http import from_http
+    from harvey import events
+
+    settings_env(K_CE_OVERRIDES='{"extensions": {"tenant": "acme"}}', HARVEY_EVENT_SOURCE="/harvey/test")
+    headers, body = events.binary("com.harvey.x", {"run_id": "r1", "texto": "ação"}, subject="r1", event_id="e-1")
+    event = from_http(headers, body)
+    attributes = (event["id"], event["source"], event["type"], event["subject"])
+    assert attributes == ("e-1", "/harvey/test", "com.harvey.x", "r1")
+    assert event["specversion"] == "1.0" and event["tenant"] == "acme" and event["time"]
+    assert event.data == {"run_id": "r1", "texto": "ação"}

@@ -8,6 +8,7 @@ import uuid
 import pytest
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
+from harvey import events
 from harvey.drafting import runs
 from harvey.schemas import GenerateRequest
 from harvey.store import db, feedback
@@ -282,6 +283,7 @@ def test_metrics_and_recorded_event(client, make_tenant, sink, settings_env):
     settings_env(K_SINK=sink.url)
     response = post(client, key, {"run_id": finished_run(tenant), "rating": -1})
     assert response.status_code == 201
+    assert events.drain()  # the event is written without waiting for the sink's reply
     (recorded,) = [e for e in sink.events if e["type"] == "com.harvey.feedback.recorded"]
     assert recorded["data"]["feedback_id"] == response.get_json()["id"] and recorded["data"]["rating"] == -1
     exposition = client.get("/metrics").get_data(as_text=True)

@@ -1,14 +1,16 @@
 """Feedback at the speed of its insert: one SQL statement per event, a per-process API-key cache that a
-rotation empties, and the recorded event sent off the request path through a bounded queue."""
+rotation empties, and the recorded event written without waiting for the sink's reply."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
 from harvey import events, metrics
 from harvey.store import db, tenants
 
+from tests.integration.test_events import events_log  # noqa: F401 - a fixture
 from tests.integration.test_feedback import (  # noqa: F401 - `client` is a fixture
     DOCUMENT,
     client,
@@ -121,10 +123,11 @@ def test_flag_and_limit_changes_apply_at_once_in_the_process_that_makes_them(mak
 
 
 @pytest.fixture
-def held_sink(monkeypatch):
-    monkeypatch.setattr(events, "_pending", None)  # a queue of this test's depth, as in a new pod
+def held_sink():
     sink = Sink(held=True)
     yield sink
+    sink.release.set()
+    events.drain()
     sink.close()
 
 
@@ -132,35 +135,74 @@ def _outcome(event_type: str, outcome: str) -> float:
     return metrics.EVENTS_EMITTED.labels(type=event_type, outcome=outcome)._value.get()
 
 
-def test_a_background_event_is_sent_after_the_caller_returns(held_sink, settings_env):
-    settings_env(K_SINK=held_sink.url, HARVEY_EVENTS_QUEUE_DEPTH="4")
+def _received(sink: Sink, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while len(sink.events) < count and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert len(sink.events) == count
+
+
+def test_a_background_event_is_written_without_waiting_and_counted_when_its_reply_is_read(held_sink, settings_env):
+    settings_env(K_SINK=held_sink.url)
     started = time.perf_counter()
     assert events.emit("t.background", {"a": 1}, background=True) is True
     assert time.perf_counter() - started < 0.05  # the sink holds its answer: the caller did not wait
+    _received(held_sink, 1)
+    assert _outcome("t.background", "sent") == 0  # not answered yet: not counted yet
     held_sink.release.set()
-    assert events.drain(5)
-    assert held_sink.types == ["t.background"]
-    assert _outcome("t.background", "sent") == 1
+    assert events.drain()
+    assert _outcome("t.background", "sent") == 1 and held_sink.types == ["t.background"]
 
 
-def test_a_full_event_queue_drops_and_counts_without_blocking(held_sink, settings_env):
-    settings_env(K_SINK=held_sink.url, HARVEY_EVENTS_QUEUE_DEPTH="1")
-    assert events.emit("t.full", {"n": 0}, background=True)  # taken by the sender, held by the sink
+def test_the_next_event_reads_the_reply_before_it_is_written(sink, settings_env, events_log):  # noqa: F811
+    settings_env(K_SINK=sink.url)
+    sink.statuses = [500]
+    assert events.emit("t.next", {"n": 1}, background=True, run_id="run-1") is True
+    assert events.emit("t.next", {"n": 2}, background=True, run_id="run-2") is True
+    assert _outcome("t.next", "failed") == 1 and _outcome("t.next", "sent") == 0  # the first, refused
+    (record,) = events_log
+    assert record.getMessage() == "event rejected by sink" and (record.run_id, record.status) == ("run-1", 500)
+    assert events.drain() and _outcome("t.next", "sent") == 1
+    assert [e["data"]["n"] for e in sink.events] == [1, 2]
+
+
+def test_a_metrics_scrape_counts_an_answered_event_without_waiting_for_another(client, sink, settings_env):  # noqa: F811
+    settings_env(K_SINK=sink.url)
+    sink.statuses = [503]
+    assert events.emit("t.scraped", {"a": 1}, background=True) is True
+    _received(sink, 1)
     deadline = time.monotonic() + 5
-    while not held_sink.types and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert events.emit("t.full", {"n": 1}, background=True)  # fills the queue
-    started = time.perf_counter()
-    assert events.emit("t.full", {"n": 2}, background=True) is False
-    assert time.perf_counter() - started < 0.05
-    assert _outcome("t.full", "dropped") == 1
-    held_sink.release.set()
-    assert events.drain(5)
-    assert held_sink.types == ["t.full", "t.full"]
+    while _outcome("t.scraped", "failed") == 0 and time.monotonic() < deadline:
+        exposition = client.get("/metrics").get_data(as_text=True)  # the reply may still be on its way
+    assert 'events_emitted_total{outcome="failed",type="t.scraped"} 1.0' in exposition
 
 
-def test_with_no_queue_the_event_is_sent_in_the_request(held_sink, settings_env):
-    settings_env(K_SINK=held_sink.url, HARVEY_EVENTS_QUEUE_DEPTH="0")
-    held_sink.release.set()
-    assert events.emit("t.inline", {"a": 1}, background=True) is True
-    assert held_sink.types == ["t.inline"]
+def test_events_share_one_kept_alive_connection_and_a_stale_one_is_reopened_once(settings_env):
+    sink = Sink(keep_alive=True)
+    try:
+        settings_env(K_SINK=sink.url)
+        for n in (1, 2):
+            assert events.emit("t.kept", {"n": n}, background=True)
+        assert events.drain() and len(sink.connections) == 1
+        sink.close_idle()  # the sink drops the idle connection: the next event is written into a closed one
+        _wait_closed(sink)
+        assert events.emit("t.kept", {"n": 3}, background=True)
+        assert events.drain()
+        assert [e["data"]["n"] for e in sink.events] == [1, 2, 3] and len(sink.connections) == 2
+        assert _outcome("t.kept", "sent") == 3 and _outcome("t.kept", "failed") == 0
+    finally:
+        sink.close()
+
+
+def _wait_closed(sink: Sink) -> None:
+    time.sleep(0.05)  # the server's handler thread sees the end of its connection and closes it
+
+
+def test_a_thread_that_ended_leaves_no_unread_event_behind(sink, settings_env):
+    settings_env(K_SINK=sink.url)
+    worker = threading.Thread(target=events.emit, args=("t.ended", {"a": 1}), kwargs={"background": True})
+    worker.start()
+    worker.join()
+    assert events.emit("t.other", {"a": 1}, background=True)  # this thread's new link settles the ended one's
+    assert _outcome("t.ended", "sent") == 1
+    assert all(link.owner.is_alive() for link in events._links)

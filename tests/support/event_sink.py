@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -10,18 +11,27 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Sink:
     """An HTTP server on 127.0.0.1 that records CloudEvents and answers with scripted statuses.
 
-    With `held=True` every answer waits for `release` (up to 10 s): a slow broker."""
+    With `held=True` every answer waits for `release` (up to 10 s): a slow broker. With `keep_alive=True` it
+    speaks HTTP/1.1 and keeps connections open, as a Broker ingress does; `close_idle()` then closes them
+    as a sink does with a connection idle for too long."""
 
-    def __init__(self, *, held: bool = False) -> None:
+    def __init__(self, *, held: bool = False, keep_alive: bool = False) -> None:
         self.release = threading.Event()
         if not held:
             self.release.set()
         self.events: list[dict] = []
         self.headers: list[dict[str, str]] = []  # each request's headers, in the order of `events`
         self.statuses: list[int] = []  # answered in order, then 202
+        self.connections: list[socket.socket] = []  # every connection accepted, in order
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
+            def setup(self) -> None:
+                sink.connections.append(self.request)
+                super().setup()
+
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 event = {k[3:].lower(): v for k, v in self.headers.items() if k.lower().startswith("ce-")}
@@ -43,6 +53,13 @@ class Sink:
     @property
     def types(self) -> list[str]:
         return [event["type"] for event in self.events]
+
+    def close_idle(self) -> None:
+        for connection in self.connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # closed already
 
     def close(self) -> None:
         self.release.set()

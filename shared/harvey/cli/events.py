@@ -61,7 +61,7 @@ def send(
       | harvey events send TYPE --data JSON --token-file - \\
         --to http://broker-ingress.knative-eventing.svc.cluster.local/NS/harvey
     """
-    from harvey.events import build, parse_token
+    from harvey.events import binary, parse_token
     from harvey.events import send as post
 
     try:
@@ -76,12 +76,11 @@ def send(
                 token = parse_token(stream.read(), origin)
         except (OSError, ValueError) as exc:
             raise click.BadParameter(str(exc), param_hint="--token-file") from exc
-    event = build(event_type, data, source=source)
-    event["id"] = event_id or str(uuid.uuid4())
+    headers, body = binary(event_type, data, source=source, event_id=event_id or str(uuid.uuid4()))
     status = 0
     for attempt in range(1, attempts + 1):
         try:
-            status = post(event, url, timeout=300, token=token)
+            status = post(headers, body, url, timeout=300, token=token)
             detail = str(status)
         except OSError as exc:  # connection refused, timeout: a broker retries those too
             status, detail = 0, f"error: {exc}"
@@ -90,5 +89,5 @@ def send(
             break
         if attempt < attempts:
             time.sleep(backoff * 2 ** (attempt - 1))
-    click.echo(json.dumps({"id": event["id"], "source": source, "type": event_type, "status": status}))
+    click.echo(json.dumps({"id": headers["ce-id"], "source": source, "type": event_type, "status": status}))
     sys.exit(0 if 200 <= status < 300 else 1)

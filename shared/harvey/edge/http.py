@@ -414,6 +414,9 @@ def serve(function: Function, request: Request) -> Response:
         if endpoint == "GET /healthz":
             response = health(function.name, function.checks, request)
         elif endpoint == "GET /metrics":
+            from harvey import events
+
+            events.settle_answered()  # outcomes of events sent without waiting, whose replies have arrived
             payload, content_type = metrics.exposition()
             response = Response(payload, mimetype=content_type.split(";")[0], content_type=content_type)
         elif endpoint == "GET /openapi.json":
