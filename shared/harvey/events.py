@@ -294,22 +294,18 @@ def emit(
         metrics.EVENTS_EMITTED.labels(type=event_type, outcome="failed").inc()
         return False
     headers, body = binary(event_type, data, subject=subject)
-    if not background:
-        try:
-            status = send(headers, body, sink, token=token)
-        except Exception as exc:  # noqa: BLE001 - never fail the request for a notification
-            return _outcome(event_type, run_id, error=str(exc))
-        return _outcome(event_type, run_id, status=status)
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
     try:
+        if not background:
+            return _outcome(event_type, run_id, status=send(headers, body, sink, token=token))
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         link = _link(sink, 5.0)
         request = _Request(link.target, body, headers)
         with link.lock:
             link.settle()
             link.write(request)
             link.unread = _Unread(event_type, run_id, request)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - never fail the request for a notification
         return _outcome(event_type, run_id, error=str(exc))
     return True
 

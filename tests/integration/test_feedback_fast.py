@@ -185,17 +185,13 @@ def test_events_share_one_kept_alive_connection_and_a_stale_one_is_reopened_once
             assert events.emit("t.kept", {"n": n}, background=True)
         assert events.drain() and len(sink.connections) == 1
         sink.close_idle()  # the sink drops the idle connection: the next event is written into a closed one
-        _wait_closed(sink)
+        time.sleep(0.05)  # the server's handler thread sees the end of its connection and closes it
         assert events.emit("t.kept", {"n": 3}, background=True)
         assert events.drain()
         assert [e["data"]["n"] for e in sink.events] == [1, 2, 3] and len(sink.connections) == 2
         assert _outcome("t.kept", "sent") == 3 and _outcome("t.kept", "failed") == 0
     finally:
         sink.close()
-
-
-def _wait_closed(sink: Sink) -> None:
-    time.sleep(0.05)  # the server's handler thread sees the end of its connection and closes it
 
 
 def test_a_thread_that_ended_leaves_no_unread_event_behind(sink, settings_env):
