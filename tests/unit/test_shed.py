@@ -12,6 +12,8 @@ from flask import Flask, Response, request
 from harvey.edge import http
 from werkzeug.serving import make_server
 
+from tests.unit.test_cold_start import _python
+
 
 @pytest.fixture
 def server():
@@ -103,3 +105,13 @@ def test_a_handler_that_fails_gives_its_slot_back(settings_env):
     app.add_url_rule("/", view_func=lambda: http.serve(function, request))
     client = app.test_client()
     assert [client.get("/").status_code for _ in range(3)] == [500, 500, 500]
+
+
+def test_a_booted_function_hands_the_interpreter_lock_over_within_half_a_millisecond():
+    """A 503 past the limit takes the interpreter lock a dozen times; at CPython's default (5 ms) each wait
+    behind a CPU-bound draft added up to sheds of 120–355 ms at p99 (bench/run.py's overload row)."""
+    found = _python(
+        "import json, sys; from harvey.edge import http; http.boot(); "
+        "print(json.dumps({'interval': sys.getswitchinterval()}))"
+    )
+    assert found["interval"] == pytest.approx(0.0005)
