@@ -100,9 +100,10 @@ class Settings(BaseSettings):
 
     # Load shedding and per-request work done once (issue 13). Past HARVEY_MAX_IN_FLIGHT requests being
     # handled (unset: THREADS), a pod answers 503 + Retry-After at once; keep it = containerConcurrency (with
-    # THREADS above it, spare threads answer the 503s and the probes). A verified API key is trusted
-    # for HARVEY_API_KEY_CACHE_S in each process (0: look it up every request); `rotate-key` and flag or
-    # limit changes apply at once in the process that makes them, elsewhere within that TTL.
+    # THREADS above it, spare threads answer the 503s and the probes). A verified API key, and a tenant
+    # named by id (event deliveries, review links), is trusted for HARVEY_API_KEY_CACHE_S in each process
+    # (0: look it up every request); `rotate-key` and flag or limit changes apply at once in the process
+    # that makes them, elsewhere within that TTL.
     max_in_flight: int | None = Field(default=None, ge=1, alias="HARVEY_MAX_IN_FLIGHT")
     api_key_cache_s: float = Field(default=30.0, ge=0, alias="HARVEY_API_KEY_CACHE_S")
 

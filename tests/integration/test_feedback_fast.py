@@ -13,6 +13,8 @@ from harvey.store import db, tenants
 from tests.integration.test_events import events_log  # noqa: F401 - a fixture
 from tests.integration.test_feedback import (  # noqa: F401 - `client` is a fixture
     DOCUMENT,
+    _deliver,
+    _event,
     client,
     finished_run,
     post,
@@ -82,6 +84,31 @@ def test_a_running_or_another_tenants_run_takes_no_feedback(client, make_tenant)
     other, _ = make_tenant()
     assert post(client, key, {"run_id": finished_run(other), "rating": 1}).status_code == 404
     assert rows(tenant.id) == 0
+
+
+def test_a_warm_cloudevent_delivery_is_one_sql_statement(client, make_tenant, statements):  # noqa: F811
+    tenant, _ = make_tenant()
+    run_id = finished_run(tenant)
+    assert _deliver(client, _event(tenant.id, {"run_id": run_id, "rating": 1})).status_code == 201
+    statements.clear()
+    assert _deliver(client, _event(tenant.id, {"run_id": run_id, "rating": -1})).status_code == 201
+    assert len(statements) == 1
+    assert rows(tenant.id) == 2
+
+
+def test_a_tenant_named_by_id_is_remembered_for_the_ttl_and_changes_here_apply_at_once(make_tenant, settings_env):
+    settings_env(HARVEY_API_KEY_CACHE_S="0.3")
+    tenant, _ = make_tenant()
+    assert tenants.recent_by_id(tenant.id) == tenant
+    # Changed by another process: the remembered tenant holds within the TTL, the stored one after it.
+    db.query("UPDATE tenants SET requests_per_minute = 5 WHERE id = CAST(:t AS uuid)", t=tenant.id)
+    assert tenants.recent_by_id(tenant.id).requests_per_minute is None
+    time.sleep(0.35)
+    assert tenants.recent_by_id(tenant.id).requests_per_minute == 5
+    tenants.set_limits(tenant.name, requests_per_minute=9)  # in this process: at once
+    assert tenants.recent_by_id(tenant.id).requests_per_minute == 9
+    with pytest.raises(tenants.UnknownTenant):
+        tenants.recent_by_id("00000000-0000-0000-0000-000000000000")
 
 
 def test_a_verified_key_is_trusted_until_its_ttl_then_looked_up_again(make_tenant, settings_env):

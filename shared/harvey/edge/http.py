@@ -249,7 +249,7 @@ def event_tenant(data: dict[str, Any]):
     from harvey.store import limits, tenants
 
     try:
-        tenant = tenants.by_id(str(data.pop("tenant_id", None)))
+        tenant = tenants.recent_by_id(str(data.pop("tenant_id", None)))
     except tenants.UnknownTenant as exc:
         raise ApiError(400, "'tenant_id' must name an existing tenant", field="tenant_id") from exc
     try:

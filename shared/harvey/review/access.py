@@ -73,6 +73,6 @@ def record(run_id: str, token: str | None, body: dict[str, Any], idempotency_key
     tenant_id = tenant_of(token, run_id)
     if body.get("run_id") != run_id:
         raise InvalidRequest("run_id", "a review link posts feedback only on its own run")
-    limits.admit(tenants.by_id(tenant_id))
+    limits.admit(tenants.recent_by_id(tenant_id))
     dedupe = f"idem:{idempotency_key}" if idempotency_key else None
     return feedback.record(tenant_id, body, dedupe_key=dedupe, same_body_required=True)

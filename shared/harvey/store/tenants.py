@@ -17,10 +17,11 @@ from harvey.config import get_settings
 from harvey.store import db
 
 KEY_PREFIX = "hv_"
-# Verified keys of this process: SHA-256 → (monotonic expiry, tenant). Bounded; only known keys are kept.
-_KEYS_MAX = 4096
-_keys: dict[str, tuple[float, Tenant]] = {}
-_keys_lock = threading.Lock()
+# Tenants this process looked up recently, by verified key ("key:" + SHA-256) or by id ("id:" + uuid) →
+# (monotonic expiry, tenant). Bounded; only known keys and ids are kept.
+_RECENT_MAX = 4096
+_recent: dict[str, tuple[float, Tenant]] = {}
+_recent_lock = threading.Lock()
 
 
 class TenantExists(Exception):
@@ -99,7 +100,7 @@ def rotate_key(name: str) -> str:
             tenant=tenant.id,
         )
         api_key = _new_key(tenant.id)
-    forget_keys()
+    forget_recent()
     return api_key
 
 
@@ -119,6 +120,18 @@ def by_id(tenant_id: str) -> Tenant:
     return _from_row(row)
 
 
+def recent_by_id(tenant_id: str) -> Tenant:
+    """`by_id`, trusted for HARVEY_API_KEY_CACHE_S in this process as a verified key is: event deliveries and
+    review links name their tenant on every request. A flag or limit change made by another process applies
+    here within that TTL; a tenant's data, once purged, is gone whatever this process remembers."""
+    cached = _recall(f"id:{tenant_id}")
+    if cached is not None:
+        return cached
+    tenant = by_id(tenant_id)
+    _remember(f"id:{tenant_id}", tenant)
+    return tenant
+
+
 def authenticate(api_key: str) -> Tenant | None:
     """The tenant owning an active key.
 
@@ -127,32 +140,41 @@ def authenticate(api_key: str) -> Tenant | None:
     """
     if not api_key.startswith(KEY_PREFIX):
         return None
-    key_hash = hash_key(api_key)
-    now = time.monotonic()
-    cached = _keys.get(key_hash)
-    if cached is not None and cached[0] > now:
-        return cached[1]
+    entry = f"key:{hash_key(api_key)}"
+    cached = _recall(entry)
+    if cached is not None:
+        return cached
     row = db.one(
         "SELECT t.* FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
         "WHERE k.key_hash = :hash AND k.revoked_at IS NULL",
-        hash=key_hash,
+        hash=entry.removeprefix("key:"),
     )
     tenant = _from_row(row) if row else None
-    ttl = get_settings().api_key_cache_s
-    with _keys_lock:
-        if tenant is None or ttl <= 0:
-            _keys.pop(key_hash, None)
-        else:
-            if len(_keys) >= _KEYS_MAX:
-                _keys.clear()
-            _keys[key_hash] = (now + ttl, tenant)
+    _remember(entry, tenant)
     return tenant
 
 
-def forget_keys() -> None:
-    """Drop this process's verified keys: the next request of every tenant is looked up again."""
-    with _keys_lock:
-        _keys.clear()
+def _recall(entry: str) -> Tenant | None:
+    with _recent_lock:
+        cached = _recent.get(entry)
+    return cached[1] if cached is not None and cached[0] > time.monotonic() else None
+
+
+def _remember(entry: str, tenant: Tenant | None) -> None:
+    ttl = get_settings().api_key_cache_s
+    with _recent_lock:
+        if tenant is None or ttl <= 0:
+            _recent.pop(entry, None)
+            return
+        if len(_recent) >= _RECENT_MAX:
+            _recent.clear()
+        _recent[entry] = (time.monotonic() + ttl, tenant)
+
+
+def forget_recent() -> None:
+    """Drop this process's recent lookups: the next request of every tenant is looked up again."""
+    with _recent_lock:
+        _recent.clear()
 
 
 def set_flags(name: str, *, logs_only: bool | None = None, force_fallback: bool | None = None) -> Tenant:
@@ -165,7 +187,7 @@ def set_flags(name: str, *, logs_only: bool | None = None, force_fallback: bool 
         id=tenant.id,
     )
     assert row is not None
-    forget_keys()
+    forget_recent()
     return _from_row(row)
 
 
@@ -197,7 +219,7 @@ def set_limits(
         id=tenant.id,
     )
     assert row is not None
-    forget_keys()
+    forget_recent()
     return _from_row(row)
 
 
