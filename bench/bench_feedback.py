@@ -122,14 +122,17 @@ def start(target: str, source: Path, env: dict[str, str]) -> tuple[subprocess.Po
     raise RuntimeError(f"{target} did not start")
 
 
-def rate(url: str, request: Callable[[Client, int], int], expected: int, clients: int) -> float:
-    """Events/s for EVENTS requests spread over `clients` connections."""
+def rate(url: str, make: Callable[[int], tuple[dict[str, str], bytes]], expected: int, clients: int) -> float:
+    """Events/s for EVENTS requests spread over `clients` connections. The requests are made before the clock
+    starts: building a CloudEvent is the sender's cost, not the function's."""
+    requests = [make(i) for i in range(EVENTS)]
     connections = [Client(url) for _ in range(clients)]
     failures: list[int] = []
 
     def work(client: Client, offset: int) -> None:
         for i in range(offset, EVENTS, clients):
-            status = request(client, i)
+            headers, data = requests[i]
+            status = client.post(data, headers)
             if status != expected:
                 failures.append(status)
 
@@ -243,20 +246,19 @@ def run(processes: list[subprocess.Popen], baseline: Path | None) -> str:
 
     delivered = [cloudevent(f"dup-{i}", i) for i in range(EVENTS)]
 
-    def anchor(client: Client, i: int) -> int:
-        return client.post(payloads[i], json_headers)
+    def anchor(i: int) -> tuple[dict[str, str], bytes]:
+        return json_headers, payloads[i]
 
-    def feedback_json(client: Client, i: int) -> int:
-        return client.post(payloads[i], auth)
+    def feedback_json(i: int) -> tuple[dict[str, str], bytes]:
+        return auth, payloads[i]
 
-    def fresh_cloudevent(client: Client, i: int) -> int:
-        headers, data = cloudevent(str(uuid.uuid4()), i)
-        return client.post(data, headers)
+    def fresh_cloudevent(i: int) -> tuple[dict[str, str], bytes]:
+        return cloudevent(str(uuid.uuid4()), i)
 
-    def redelivered(client: Client, i: int) -> int:
-        return client.post(delivered[i][1], delivered[i][0])
+    def redelivered(i: int) -> tuple[dict[str, str], bytes]:
+        return delivered[i]
 
-    feedback_rows: list[tuple[str, str, Callable[[Client, int], int], int]] = [
+    feedback_rows: list[tuple[str, str, Callable[[int], tuple[dict[str, str], bytes]], int]] = [
         ("feedback function, JSON + Bearer key, recorded event to K_SINK", "feedback", feedback_json, 201),
         ("feedback function, CloudEvent (binary), new ids", "feedback", fresh_cloudevent, 201),
         ("feedback function, CloudEvent (binary), redelivered ids (deduped)", "feedback", redelivered, 200),
@@ -265,24 +267,24 @@ def run(processes: list[subprocess.Popen], baseline: Path | None) -> str:
     for row in feedback_rows:
         rows.append(row)
         if baseline is not None:
-            label, server, request, expected = row
-            rows.append((f"{label} — baseline {baseline.name}", "baseline", request, expected))
+            label, server, make, expected = row
+            rows.append((f"{label} — baseline {baseline.name}", "baseline", make, expected))
     first_delivery = Client(servers["feedback"])
     for headers, data in delivered:  # so that the dedupe row sends real duplicates
         first_delivery.post(data, headers)
-    for _label, server, request, expected in rows:  # warm-up: imports, connections, plans
-        rate(servers[server], request, expected, 2)
+    for _label, server, make, expected in rows:  # warm-up: imports, connections, plans
+        rate(servers[server], make, expected, 2)
 
     # Each row is measured right after its own anchor measurement; "vs anchor" is the median of those pairs'
     # ratios, so drift in the machine's load over the run does not favour the rows measured early.
     samples: dict[tuple[str, int], list[float]] = {}
     ratios: dict[tuple[str, int], list[float]] = {}
-    anchor_label, anchor_server, anchor_request, anchor_expected = rows[0]
+    anchor_label, anchor_server, anchor_make, anchor_expected = rows[0]
     for _ in range(RUNS):
         for clients in (1, CLIENTS):
-            for label, server, request, expected in rows:
-                reference = rate(servers[anchor_server], anchor_request, anchor_expected, clients)
-                found = reference if label == anchor_label else rate(servers[server], request, expected, clients)
+            for label, server, make, expected in rows:
+                reference = rate(servers[anchor_server], anchor_make, anchor_expected, clients)
+                found = reference if label == anchor_label else rate(servers[server], make, expected, clients)
                 samples.setdefault((label, clients), []).append(found)
                 ratios.setdefault((label, clients), []).append(found / reference)
     lines = [
