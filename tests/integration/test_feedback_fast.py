@@ -61,6 +61,45 @@ def test_a_real_duplicate_answers_the_original_row_in_one_statement(client, make
     assert other.status_code == 422 and rows(tenant.id) == 1
 
 
+def test_a_duplicate_racing_its_uncommitted_original_waits_for_it_and_answers_its_row(make_tenant):
+    from harvey.store import feedback
+
+    tenant, _ = make_tenant()
+    run_id = finished_run(tenant)
+    body = {"run_id": run_id, "rating": 1}
+    answers: list[feedback.Recorded] = []
+    with db.transaction():  # the original: inserted, not yet committed
+        original = feedback.record(tenant.id, dict(body), dedupe_key="ce:/race 1")
+        racer = threading.Thread(
+            target=lambda: answers.append(feedback.record(tenant.id, dict(body), dedupe_key="ce:/race 1"))
+        )
+        racer.start()
+        racer.join(0.5)
+        assert racer.is_alive() and not answers  # held on the unique key until the original commits
+    racer.join(10)
+    assert original.created and answers == [feedback.Recorded(original.id, created=False)]
+    assert rows(tenant.id) == 1
+
+
+def test_storing_feedback_reads_no_feedback_row_but_through_the_unique_key():
+    """Whatever the statistics when the statement was prepared (a generic plan is kept for the connection's
+    life), a duplicate is found by ON CONFLICT's arbiter index: the plan scans no feedback_events index. The
+    statement it replaced, planned on a new table, filtered every row of the tenant on each insert."""
+    import re
+
+    from harvey.store import feedback
+
+    names = list(dict.fromkeys(re.findall(r":(\w+)", feedback._RECORD)))
+    positional = re.sub(r":(\w+)", lambda m: f"${names.index(m.group(1)) + 1}", feedback._RECORD)
+    with db.transaction():
+        db.query("SET LOCAL plan_cache_mode = force_generic_plan")  # the plan does not depend on the values
+        db.query(f"PREPARE record_plan AS {positional}")
+        plan = [r["QUERY PLAN"] for r in db.query(f"EXPLAIN EXECUTE record_plan({', '.join(['NULL'] * len(names))})")]
+        db.query("DEALLOCATE record_plan")
+    assert any("Conflict Arbiter Indexes: feedback_events_tenant_id_dedupe_key_key" in line for line in plan)
+    assert not [line for line in plan if "Scan" in line and "on feedback_events" in line]
+
+
 def test_spans_past_the_document_store_nothing_and_name_the_span(client, make_tenant):  # noqa: F811
     tenant, key = make_tenant()
     run_id = finished_run(tenant)

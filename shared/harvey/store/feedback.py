@@ -134,7 +134,10 @@ def _check_spans(spans: list[ErrorSpan], chars: int | None) -> None:
 
 # One round trip: the run (or, for runs made outside the functions, its audit row) is read, checked and the
 # row inserted in the same statement; the answer also says why nothing was inserted (unfinished run, spans
-# past the document, a known dedupe key and that row's body hash).
+# past the document). A known dedupe key returns the stored row through ON CONFLICT's own unique index: its
+# no-op update (same key, a HOT update) waits for a racing original to commit, and no query plan can scan
+# the tenant's rows instead (a plan cached while the table was small once filtered every row of the tenant
+# on each insert: 2.4 ms at 5,000 rows).
 _RECORD = (
     "WITH run AS ((SELECT doc_type, status, document_chars, 0 AS rank FROM runs "
     "WHERE run_id = CAST(:run AS uuid) AND tenant_id = CAST(:tenant AS uuid)) UNION ALL "
@@ -146,10 +149,10 @@ _RECORD = (
     "CAST(:missing AS jsonb), :edited, CAST(:tags AS jsonb), :dedupe, :hash FROM run "
     "WHERE run.status NOT IN ('queued', 'running') AND CAST(:spans_ordered AS boolean) "
     "AND (CAST(:max_end AS integer) = 0 OR CAST(:max_end AS integer) <= run.document_chars) "
-    "ON CONFLICT (tenant_id, dedupe_key) DO NOTHING RETURNING id) "
-    "SELECT run.doc_type, run.status, run.document_chars, (SELECT id FROM stored) AS id, "
-    "f.id AS existing_id, f.request_hash AS existing_hash FROM run LEFT JOIN feedback_events f "
-    "ON f.tenant_id = CAST(:tenant AS uuid) AND f.dedupe_key = :dedupe"
+    "ON CONFLICT (tenant_id, dedupe_key) DO UPDATE SET dedupe_key = EXCLUDED.dedupe_key "
+    "RETURNING id, request_hash) "
+    "SELECT run.doc_type, run.status, run.document_chars, stored.id, stored.request_hash "
+    "FROM run LEFT JOIN stored ON true"
 )
 
 
@@ -160,14 +163,14 @@ def record(
 
     same_body_required (Idempotency-Key over HTTP): reusing the key with another body
     raises IdempotencyConflict rather than silently answering for the first body. One SQL
-    statement per call (a second only when a duplicate raced its original).
+    statement per call.
     """
     parsed = parse(body)
     request_hash = hashlib.sha256(audit.canonical_json(body).encode("utf-8")).hexdigest()
-    spans_ordered = all(s.end > s.start for s in parsed.error_spans)
+    new_id = str(uuid.uuid4())
     row = db.one(
         _RECORD,
-        id=str(uuid.uuid4()),
+        id=new_id,
         tenant=tenant_id,
         run=parsed.run_id,
         user_id=parsed.user_id,
@@ -179,29 +182,21 @@ def record(
         tags=db.jsonb(parsed.tags),
         dedupe=dedupe_key,
         hash=request_hash,
-        spans_ordered=spans_ordered,
+        spans_ordered=all(s.end > s.start for s in parsed.error_spans),
         max_end=max((s.end for s in parsed.error_spans), default=0),
     )
     if row is None:
         raise RunNotFound(f"no run {parsed.run_id}")
     if row["status"] in ("queued", "running"):
         raise RunNotFinished(f"run {parsed.run_id} is {row['status']}: send feedback once it has finished")
-    doc_type = row["doc_type"]
     _check_spans(parsed.error_spans, row["document_chars"])
-    if row["id"] is None:
-        existing: dict[str, Any] | None = row
-        if row["existing_id"] is None:  # the original committed after this statement's snapshot was taken
-            existing = db.one(
-                "SELECT id AS existing_id, request_hash AS existing_hash FROM feedback_events "
-                "WHERE tenant_id = CAST(:tenant AS uuid) AND dedupe_key = :dedupe",
-                tenant=tenant_id,
-                dedupe=dedupe_key,
-            )
-        assert existing is not None
-        if same_body_required and existing["existing_hash"] != request_hash:
-            raise IdempotencyConflict("this Idempotency-Key was already used with a different body")
-        return Recorded(str(existing["existing_id"]), created=False)
+    if row["id"] is None:  # every reason the insert can be skipped was raised just above
+        raise RuntimeError(f"feedback on run {parsed.run_id} was neither stored nor refused")
     feedback_id = str(row["id"])
+    if feedback_id != new_id:  # the dedupe key's original row
+        if same_body_required and row["request_hash"] != request_hash:
+            raise IdempotencyConflict("this Idempotency-Key was already used with a different body")
+        return Recorded(feedback_id, created=False)
     FEEDBACK_EVENTS.labels(rating=str(parsed.rating)).inc()
     FEEDBACK_RATING.observe(parsed.rating)
     events.emit(
@@ -210,7 +205,7 @@ def record(
             "feedback_id": feedback_id,
             "run_id": parsed.run_id,
             "tenant_id": tenant_id,
-            "doc_type": doc_type,
+            "doc_type": row["doc_type"],
             "rating": parsed.rating,
             "error_labels": sorted({s.label for s in parsed.error_spans}),
             "missing_sources": len(parsed.missing_sources),
