@@ -10,7 +10,7 @@ LIB = Path(__file__).resolve().parents[2] / "shared" / "harvey"
 
 # Lowest first. Same layer: independent packages that may not import each other.
 LAYERS: list[set[str]] = [
-    {"config", "portuguese", "pool"},
+    {"config", "portuguese", "pool", "sockets"},
     {"metrics", "schemas", "pii", "faithfulness"},
     {"logs", "events"},
     {"store"},

@@ -23,7 +23,7 @@ from flask import Request, Response
 from prometheus_client import Counter
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from harvey import metrics
+from harvey import metrics, sockets
 from harvey.edge import warmup
 
 log = logging.getLogger("harvey.edge.http")
@@ -155,16 +155,16 @@ def read_body(request: Request, max_bytes: int) -> bytes:
     keeps functions-framework from reading the rest of it."""
     from harvey.config import get_settings
 
-    sock = request.environ.get("gunicorn.socket")
+    sock = request.environ.get("gunicorn.socket")  # blocking: its receive timeout is the kernel's
     if sock is not None:
-        sock.settimeout(get_settings().body_timeout_s)
+        sockets.receive_timeout(sock, get_settings().body_timeout_s)
     try:
         raw = request.stream.read(max_bytes + 1)
-    except (OSError, HTTPException):  # socket timeout, or werkzeug's ClientDisconnected
+    except (OSError, HTTPException):  # the receive timeout, or werkzeug's ClientDisconnected
         raise ApiError(408, "the request body did not arrive in time") from None
     finally:
         if sock is not None:
-            sock.settimeout(None)
+            sockets.receive_timeout(sock, 0)
     if len(raw) <= max_bytes:
         request.environ[_BODY_READ] = True
     return raw

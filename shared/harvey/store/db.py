@@ -27,6 +27,7 @@ import json
 import logging
 import re
 import secrets
+import socket
 import threading
 import warnings
 from collections import OrderedDict
@@ -36,6 +37,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
+from harvey import sockets
 from harvey.config import get_settings, request_threads
 
 log = logging.getLogger("harvey.store.db")
@@ -174,10 +176,23 @@ class Connection:
 
 
 def _open() -> Connection:
+    """A new connection on a socket whose timeouts the kernel keeps (harvey.sockets): pg8000's own timeout
+    polls before every read and write."""
     import pg8000.native
 
     try:
-        return Connection(pg8000.native.Connection(**connect_params(database_url())))
+        params = connect_params(database_url())
+        seconds, unix = params.pop("timeout"), params.pop("unix_sock", None)
+        if unix:
+            sock = sockets.connect_unix(unix, seconds)
+        else:
+            sock = sockets.connect_tcp(params.pop("host"), params.pop("port"), seconds)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)  # as pg8000 does: a dead peer is noticed
+        try:
+            return Connection(pg8000.native.Connection(sock=sock, **params))
+        except BaseException:
+            sock.close()
+            raise
     except (OSError, pg8000.native.InterfaceError) as exc:
         raise _unavailable(exc, "the database is unreachable right now") from None
     except pg8000.native.DatabaseError as exc:  # 57P03 starting up, 53300 too many clients, …
