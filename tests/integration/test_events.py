@@ -292,3 +292,22 @@ def test_binary_events_are_what_cloudevents_reads(settings_env):
     assert attributes == ("e-1", "/harvey/test", "com.harvey.x", "r1")
     assert event["specversion"] == "1.0" and event["tenant"] == "acme" and event["time"]
     assert event.data == {"run_id": "r1", "texto": "ação"}
+
+
+def test_events_reach_an_https_sink_only_once_its_certificate_is_trusted(settings_env, tmp_path, monkeypatch):
+    from harvey import events, metrics
+
+    from tests.integration.test_event_auth import self_signed
+    from tests.support.event_sink import Sink
+
+    certificate, key = self_signed(tmp_path)
+    sink = Sink(tls=(certificate, key))
+    try:
+        settings_env(K_SINK=sink.url)
+        assert events.emit("t.tls", {"n": 1}) is False  # an unknown certificate: counted as failed, nothing sent
+        assert metrics.EVENTS_EMITTED.labels(type="t.tls", outcome="failed")._value.get() == 1
+        monkeypatch.setenv("SSL_CERT_FILE", certificate)  # the system's trust store now holds it
+        assert events.emit("t.tls", {"n": 2}) is True and events.emit("t.tls", {"n": 3}) is True
+        assert [event["data"]["n"] for event in sink.events] == [2, 3]
+    finally:
+        sink.close()

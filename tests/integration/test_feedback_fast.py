@@ -220,16 +220,19 @@ def test_a_background_event_is_written_without_waiting_and_counted_when_its_repl
     assert _outcome("t.background", "sent") == 1 and held_sink.types == ["t.background"]
 
 
-def test_the_next_event_reads_the_reply_before_it_is_written(sink, settings_env, events_log):  # noqa: F811
+def test_a_connections_next_event_reads_the_reply_before_it_is_written(sink, settings_env, events_log):  # noqa: F811
     settings_env(K_SINK=sink.url)
     sink.statuses = [500]
-    assert events.emit("t.next", {"n": 1}, background=True, run_id="run-1") is True
-    assert events.emit("t.next", {"n": 2}, background=True, run_id="run-2") is True
+    kept = events.LINKS_PER_THREAD
+    for n in range(kept):  # one unread event on each of the thread's connections
+        assert events.emit("t.next", {"n": n}, background=True, run_id=f"run-{n}") is True
+    assert _outcome("t.next", "failed") == 0 and _outcome("t.next", "sent") == 0
+    assert events.emit("t.next", {"n": kept}, background=True, run_id="run-last") is True  # the first one's turn
     assert _outcome("t.next", "failed") == 1 and _outcome("t.next", "sent") == 0  # the first, refused
     (record,) = events_log
-    assert record.getMessage() == "event rejected by sink" and (record.run_id, record.status) == ("run-1", 500)
-    assert events.drain() and _outcome("t.next", "sent") == 1
-    assert [e["data"]["n"] for e in sink.events] == [1, 2]
+    assert record.getMessage() == "event rejected by sink" and (record.run_id, record.status) == ("run-0", 500)
+    assert events.drain() and _outcome("t.next", "sent") == kept
+    assert [e["data"]["n"] for e in sink.events] == list(range(kept + 1))
 
 
 def test_a_metrics_scrape_counts_an_answered_event_without_waiting_for_another(client, sink, settings_env):  # noqa: F811
@@ -243,19 +246,21 @@ def test_a_metrics_scrape_counts_an_answered_event_without_waiting_for_another(c
     assert 'events_emitted_total{outcome="failed",type="t.scraped"} 1.0' in exposition
 
 
-def test_events_share_one_kept_alive_connection_and_a_stale_one_is_reopened_once(settings_env):
+def test_events_take_the_threads_kept_alive_connections_in_turn_and_a_stale_one_is_reopened_once(settings_env):
     sink = Sink(keep_alive=True)
+    kept = events.LINKS_PER_THREAD
     try:
         settings_env(K_SINK=sink.url)
-        for n in (1, 2):
+        for n in range(2 * kept):
             assert events.emit("t.kept", {"n": n}, background=True)
-        assert events.drain() and len(sink.connections) == 1
-        sink.close_idle()  # the sink drops the idle connection: the next event is written into a closed one
-        time.sleep(0.05)  # the server's handler thread sees the end of its connection and closes it
-        assert events.emit("t.kept", {"n": 3}, background=True)
+        assert events.drain() and len(sink.connections) == kept
+        sink.close_idle()  # the sink drops its idle connections: the next events are written into closed ones
+        time.sleep(0.05)  # the server's handler threads see the end of their connections and close them
+        for n in range(2 * kept, 3 * kept):
+            assert events.emit("t.kept", {"n": n}, background=True)
         assert events.drain()
-        assert [e["data"]["n"] for e in sink.events] == [1, 2, 3] and len(sink.connections) == 2
-        assert _outcome("t.kept", "sent") == 3 and _outcome("t.kept", "failed") == 0
+        assert [e["data"]["n"] for e in sink.events] == list(range(3 * kept)) and len(sink.connections) == 2 * kept
+        assert _outcome("t.kept", "sent") == 3 * kept and _outcome("t.kept", "failed") == 0
     finally:
         sink.close()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -13,9 +14,9 @@ class Sink:
 
     With `held=True` every answer waits for `release` (up to 10 s): a slow broker. With `keep_alive=True` it
     speaks HTTP/1.1 and keeps connections open, as a Broker ingress does; `close_idle()` then closes them
-    as a sink does with a connection idle for too long."""
+    as a sink does with a connection idle for too long. With `tls=(certificate, key)` it speaks HTTPS."""
 
-    def __init__(self, *, held: bool = False, keep_alive: bool = False) -> None:
+    def __init__(self, *, held: bool = False, keep_alive: bool = False, tls: tuple[str, str] | None = None) -> None:
         self.release = threading.Event()
         if not held:
             self.release.set()
@@ -47,7 +48,13 @@ class Sink:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        scheme = "http"
+        if tls is not None:  # (certificate, key) files: an HTTPS sink
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}/"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property
