@@ -9,8 +9,11 @@ recorded event to it without waiting for the reply (read before the thread's nex
 Each run measures every row right after a measurement of its anchor, sequential (one keep-alive
 connection) and concurrent (CLIENTS connections); the dedupe row re-sends CloudEvents that were already
 delivered. Medians of RUNS runs (a row's "vs anchor" is the median of its ratios to the anchor measured just
-before it), printed as a markdown table fragment. Works in a private database on DATABASE_URL (default
-postgresql://postgres@127.0.0.1:5432/test), dropped after.
+before it), printed as a markdown table fragment: many short runs, because this machine's speed drifts
+by ±20 % over seconds. Works in a private database on DATABASE_URL (default
+postgresql://postgres@127.0.0.1:5432/test), dropped after, with synchronous_commit off: every INSERT then
+costs what its statement costs, not what this disk's fsync costs that second (1–8 ms here, which drowned
+the functions' own difference). Production keeps it on: that adds the same wait to both.
 
 `--baseline DIR` also serves the feedback function from another checkout (e.g. a clone of the previous commit),
 with that checkout's library, and measures its rows right after the same rows of this tree: before and after
@@ -34,8 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNS = int(os.environ.get("BENCH_RUNS", "5"))
-EVENTS = int(os.environ.get("BENCH_FEEDBACK_EVENTS", "400"))
+RUNS = int(os.environ.get("BENCH_FEEDBACK_RUNS", "11"))
+EVENTS = int(os.environ.get("BENCH_FEEDBACK_EVENTS", "300"))
 CLIENTS = int(os.environ.get("BENCH_FEEDBACK_CLIENTS", "8"))
 BASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DOCUMENT = "# Petição inicial\n\n" + "O autor requer a repetição do indébito em dobro [1]. " * 40
@@ -67,25 +70,34 @@ class Client:
 
 
 def serve_sink() -> None:
-    """The sink process: prints its port, then answers every POST with 202 until terminated. A few lines of
-    asyncio rather than http.server, whose per-request parsing cost more CPU than the function's own send:
-    a Broker ingress is not written in Python, and its cost is not the function's."""
+    """The sink process: prints its port, then answers every POST with 202 until terminated. An asyncio
+    protocol rather than http.server or asyncio's streams, whose per-request work cost more CPU than the
+    function's own send, on the same two cores: a Broker ingress is not written in Python, runs on other
+    machines, and its cost is not the function's."""
     import asyncio
 
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(
-                    (int(line[15:]) for line in head.split(b"\r\n") if line[:15].lower() == b"content-length:"), 0
-                )
-                await reader.readexactly(length)
-                writer.write(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
+    reply = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
+
+    class Answer(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, asyncio.Transport)
+            self.transport, self.received = transport, b""
+
+        def data_received(self, data: bytes) -> None:
+            self.received += data
+            while (end := self.received.find(b"\r\n\r\n")) >= 0:
+                length = 0
+                for line in self.received[:end].split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                if len(self.received) < end + 4 + length:
+                    return
+                self.received = self.received[end + 4 + length :]
+                self.transport.write(reply)
 
     async def serve() -> None:
-        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        server = await asyncio.get_running_loop().create_server(Answer, "127.0.0.1", 0)
         print(server.sockets[0].getsockname()[1], flush=True)
         await server.serve_forever()
 
@@ -150,7 +162,9 @@ def rate(url: str, make: Callable[[int], tuple[dict[str, str], bytes]], expected
 
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=RUNS, help="runs; each row reports the median (BENCH_RUNS)")
+    parser.add_argument(
+        "--runs", type=int, default=RUNS, help="runs; each row reports the median (BENCH_FEEDBACK_RUNS)"
+    )
     parser.add_argument("--events", type=int, default=EVENTS, help="requests per row and run (BENCH_FEEDBACK_EVENTS)")
     parser.add_argument("--clients", type=int, default=CLIENTS, help="concurrent clients (BENCH_FEEDBACK_CLIENTS)")
     parser.add_argument(
@@ -181,6 +195,7 @@ def main() -> None:
 
     admin = pg8000.native.Connection(**connect_params(BASE_URL))
     admin.run(f"CREATE DATABASE {name}")
+    admin.run(f"ALTER DATABASE {name} SET synchronous_commit = off")
     processes: list[subprocess.Popen] = []
     try:
         print(run(processes, baseline))
