@@ -1,7 +1,8 @@
 """Feedback ingestion over real HTTP: the feedback function vs a minimal functions-framework function that
 does one INSERT per request (bench/insert), with the same client, in the same run.
 
-Every server is functions-framework's gunicorn on loopback (THREADS=4, as knative/base/feedback.yaml). The
+Every server is functions-framework's gunicorn on loopback with the THREADS of knative/base/feedback.yaml
+(`--threads` measures another setting, for both the function and its anchor). The
 feedback function has K_SINK pointed at a loopback sink that answers 202, as a SinkBinding would (a process of
 its own, as a Broker ingress is: its work does not share the client's interpreter lock), and writes each
 recorded event to it without waiting for the reply (read before the thread's next event).
@@ -40,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNS = int(os.environ.get("BENCH_FEEDBACK_RUNS", "11"))
 EVENTS = int(os.environ.get("BENCH_FEEDBACK_EVENTS", "300"))
 CLIENTS = int(os.environ.get("BENCH_FEEDBACK_CLIENTS", "8"))
+THREADS = int(os.environ.get("BENCH_FEEDBACK_THREADS", "0"))  # 0: THREADS of knative/base/feedback.yaml
 BASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DOCUMENT = "# Petição inicial\n\n" + "O autor requer a repetição do indébito em dobro [1]. " * 40
 
@@ -134,6 +136,17 @@ def start(target: str, source: Path, env: dict[str, str]) -> tuple[subprocess.Po
     raise RuntimeError(f"{target} did not start")
 
 
+def knative_threads() -> int:
+    """THREADS of the feedback Service as deployed: every server here runs with it."""
+    import yaml
+
+    for document in yaml.safe_load_all((ROOT / "knative/base/feedback.yaml").read_text(encoding="utf-8")):
+        if document and document.get("kind") == "Service":
+            (container,) = document["spec"]["template"]["spec"]["containers"]
+            return int(next(v["value"] for v in container["env"] if v["name"] == "THREADS"))
+    raise SystemExit("knative/base/feedback.yaml has no Service with THREADS")
+
+
 def rate(url: str, make: Callable[[int], tuple[dict[str, str], bytes]], expected: int, clients: int) -> float:
     """Events/s for EVENTS requests spread over `clients` connections. The requests are made before the clock
     starts: building a CloudEvent is the sender's cost, not the function's."""
@@ -170,6 +183,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--baseline", type=Path, help="another checkout whose feedback function is measured beside this tree's"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=THREADS,
+        help="THREADS of every server (BENCH_FEEDBACK_THREADS; default: knative/base/feedback.yaml's)",
+    )
     parser.add_argument("--serve-sink", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -177,12 +196,12 @@ def arguments() -> argparse.Namespace:
 def main() -> None:
     import pg8000.native
 
-    global RUNS, EVENTS, CLIENTS
+    global RUNS, EVENTS, CLIENTS, THREADS
     args = arguments()
     if args.serve_sink:
         serve_sink()
         return
-    RUNS, EVENTS, CLIENTS = args.runs, args.events, args.clients
+    RUNS, EVENTS, CLIENTS, THREADS = args.runs, args.events, args.clients, args.threads
     baseline = args.baseline.resolve() if args.baseline else None
     if baseline is not None and not (baseline / "functions" / "feedback" / "main.py").is_file():
         raise SystemExit(f"--baseline {baseline}: no functions/feedback/main.py there")
@@ -231,7 +250,7 @@ def run(processes: list[subprocess.Popen], baseline: Path | None) -> str:
     sink_process, sink_port = sink()
     processes.append(sink_process)
     common = {
-        "THREADS": "4",
+        "THREADS": str(THREADS or knative_threads()),
         "HARVEY_EVENTS_AUTH": "none",
         "BENCH_TENANT_ID": tenant.id,
         "K_SINK": f"http://127.0.0.1:{sink_port}/",
